@@ -1,0 +1,46 @@
+"""The child's environment, built as data from a copy: these functions never touch os.environ."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# The variables a nested call (HeadlessAnatomist() inside the script) reads to know it is
+# already headless.
+DISPLAY_VAR = "ANA_HEADLESS_DISPLAY"
+MODE_VAR = "ANA_HEADLESS_MODE"
+RENDERER_VAR = "ANA_HEADLESS_RENDERER"
+
+EnvPatch = Mapping[str, "str | None"]
+
+
+def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:
+    """A copy of `base` with `patch` applied: a value sets a variable, None removes it."""
+    result = dict(base)
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result
+
+
+def display_patch(display: str, xauthority: str, runtime_dir: str | None,
+                  base: Mapping[str, str]) -> dict[str, str | None]:
+    """What every child of a virtual display gets (SPEC §3), before its GL mode's own patch."""
+    patch: dict[str, str | None] = {
+        "DISPLAY": display,
+        "XAUTHORITY": xauthority,
+        DISPLAY_VAR: display,
+        # Qt and GTK prefer Wayland when they see it: the child would open the user's session.
+        "WAYLAND_DISPLAY": None,
+    }
+    if base.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+        # offscreen, wayland or eglfs would bypass the X server (or abort without a screen).
+        patch["QT_QPA_PLATFORM"] = None
+    if runtime_dir is not None:
+        patch["XDG_RUNTIME_DIR"] = runtime_dir
+    return patch
+
+
+def gl_patch(mode: str, renderer: str) -> dict[str, str | None]:
+    return {MODE_VAR: mode, RENDERER_VAR: renderer}

@@ -1,0 +1,49 @@
+"""Human-readable accounts of a Plan and of a set-up, for --explain, --dry-run and doctor."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .plan import Plan
+
+if TYPE_CHECKING:
+    from .launcher import Setup
+
+_PREFIX = "ana-headless: "
+
+
+def _lines(lines: Sequence[str]) -> str:
+    return "\n".join(_PREFIX + line for line in lines)
+
+
+def describe_plan(plan: Plan, argv: Sequence[str]) -> str:
+    lines = [f"server: {plan.server} ({plan.server_reason})", "GL candidates, in order:"]
+    for number, candidate in enumerate(plan.candidates, 1):
+        condition = " if its renderer is hardware" if candidate.require_hardware else ""
+        lines.append(f"  {number}. {candidate.mode}{condition}: {candidate.reason}")
+        if candidate.prefix:
+            lines.append(f"     prefix: {shlex.join(candidate.prefix)}")
+        for name, value in candidate.env_patch.items():
+            lines.append(f"     env: {name}={value}" if value is not None else f"     env: -{name}")
+    lines.extend(f"  not a candidate: {why}" for why in plan.skipped)
+    lines.append("each candidate is probed on the virtual display before the child starts")
+    lines.append(f"command: {shlex.join(argv)}")
+    return _lines(lines)
+
+
+def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
+    """The variables that differ between what we inherited and what the child gets."""
+    changes = [f"{name}={env[name]}" for name in sorted(env) if base.get(name) != env[name]]
+    changes.extend(f"-{name}" for name in sorted(base) if name not in env)
+    return changes
+
+
+def describe_setup(setup: Setup, command: Sequence[str], base: Mapping[str, str]) -> str:
+    lines = [f"display {setup.server.display} (pid {setup.server.process.pid})"]
+    lines.extend(f"probe {attempt.summary()}" for attempt in setup.attempts)
+    lines.append("child environment changes:")
+    lines.extend(f"  {change}" for change in env_changes(base, setup.env))
+    lines.append(f"exact command: {shlex.join(command)}")
+    return _lines(lines)

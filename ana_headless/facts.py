@@ -1,0 +1,71 @@
+"""Facts about this host that decide how to give OpenGL to a child: cheap to gather, no probing."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Where a BrainVISA image or a conda environment keeps a software Mesa `libGL.so.1`.
+_MESA_SEARCH_PATTERNS = (
+    "/usr/local/lib/mesa",
+    "/usr/lib/mesa",
+    "/usr/lib/*/mesa",
+    "/opt/*/lib/mesa",
+)
+_NVIDIA_EGL_VENDOR_FILES = (
+    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+    "/etc/glvnd/egl_vendor.d/10_nvidia.json",
+)
+# Loader variables that already steer GL in the inherited environment: reported, since a
+# user's LD_PRELOAD or vendor override can explain a surprising renderer.
+LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "__GLX_VENDOR_LIBRARY_NAME",
+                    "__EGL_VENDOR_LIBRARY_FILENAMES", "LIBGL_ALWAYS_SOFTWARE", "GALLIUM_DRIVER")
+MESA_DIR_VAR = "ANA_HEADLESS_MESA_DIR"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    xvfb: str | None
+    xpra: str | None
+    vglrun: str | None
+    mesa_dirs: tuple[str, ...]
+    egl_devices: tuple[str, ...]
+    nvidia_egl: bool
+    original_display: str | None
+    vgl_display: str | None
+    loader: Mapping[str, str] = field(default_factory=dict)
+
+
+def has_libgl(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, "libGL.so.1"))
+
+
+def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
+    candidates: list[str] = []
+    if env.get(MESA_DIR_VAR):
+        candidates.append(env[MESA_DIR_VAR])
+    for pattern in _MESA_SEARCH_PATTERNS:
+        candidates.extend(sorted(glob.glob(pattern)))
+    for prefix in filter(None, (env.get("CONDA_PREFIX"), env.get("PIXI_PROJECT_ROOT"))):
+        candidates.append(os.path.join(prefix, "mesalib", "lib"))
+        candidates.append(os.path.join(prefix, "lib", "mesa"))
+    unique = dict.fromkeys(os.path.realpath(c) for c in candidates)
+    return tuple(d for d in unique if has_libgl(d))
+
+
+def gather(env: Mapping[str, str]) -> HostFacts:
+    path = env.get("PATH", os.defpath)
+    return HostFacts(
+        xvfb=shutil.which("Xvfb", path=path),
+        xpra=shutil.which("xpra", path=path),
+        vglrun=shutil.which("vglrun", path=path),
+        mesa_dirs=_mesa_dirs(env),
+        egl_devices=tuple(sorted(glob.glob("/dev/dri/renderD*"))),
+        nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES),
+        original_display=env.get("DISPLAY") or None,
+        vgl_display=env.get("VGL_DISPLAY") or None,
+        loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},
+    )

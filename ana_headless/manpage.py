@@ -1,0 +1,92 @@
+"""The man page, generated from the click commands: the CLI is its one source of truth.
+
+`python -m ana_headless.manpage > man/ana-headless.1` writes it; a test checks that the
+committed page is what this prints.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ._version import __version__
+from .cli import EXAMPLES, main
+from .environment import DISPLAY_VAR, MODE_VAR, RENDERER_VAR
+from .errors import EXIT_STATUSES
+
+SYNOPSIS = (
+    "run [OPTIONS] SCRIPT [ARGS]...",
+    "run [OPTIONS] -m MODULE [ARGS]...",
+    "exec [OPTIONS] PROGRAM [ARGS]...",
+    "SCRIPT [ARGS]...",
+    "doctor [--json]",
+    "--version | --help",
+)
+
+CHILD_ENVIRONMENT = (
+    ("DISPLAY", "the private virtual X server started for this run"),
+    ("XAUTHORITY", "a private cookie file for that server"),
+    (DISPLAY_VAR, "the same display, for nested calls such as HeadlessAnatomist()"),
+    (MODE_VAR, "the GL mode chosen: virtualgl, server or mesa"),
+    (RENDERER_VAR, "the renderer the GL probe saw"),
+    ("XDG_RUNTIME_DIR", "a private directory (mode 0700, removed afterwards) when it was unset"),
+)
+
+SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1)"
+
+
+def _escape(text: str) -> str:
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    # A line starting with . or ' would be read as a roff request.
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line
+                     for line in text.splitlines())
+
+
+def _paragraphs(text: str) -> str:
+    blocks = [" ".join(block.split()) for block in text.strip().split("\n\n")]
+    return "\n.PP\n".join(_escape(block) for block in blocks if block)
+
+
+def _option_lines(command: click.Command, ctx: click.Context) -> list[str]:
+    lines: list[str] = []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None or not isinstance(param, click.Option):
+            continue
+        names, help_text = record
+        lines += [".TP", f"\\fB{_escape(names)}\\fR", _escape(help_text)]
+    return lines
+
+
+def render() -> str:
+    ctx = click.Context(main, info_name="ana-headless")
+    out = [
+        f'.TH ANA-HEADLESS 1 "" "ana-headless {__version__}" "User Commands"',
+        ".SH NAME",
+        "ana\\-headless \\- run Qt / OpenGL programs, Anatomist among them, without a screen",
+        ".SH SYNOPSIS",
+    ]
+    for form in SYNOPSIS:
+        out += [".br", f"\\fBana\\-headless\\fR {_escape(form)}"]
+    out += [".SH DESCRIPTION", _paragraphs(main.help or "")]
+    run = main.commands["run"]
+    out += [".SH OPTIONS",
+            "\\fBrun\\fR and \\fBexec\\fR take these options, before SCRIPT, MODULE or PROGRAM "
+            "(\\fB\\-m\\fR and \\fB\\-\\-python\\fR are for \\fBrun\\fR only). "
+            "Everything after SCRIPT, MODULE or PROGRAM is the child's, untouched.",
+            *_option_lines(run, click.Context(run, info_name="run", parent=ctx))]
+    out += [".SH ENVIRONMENT",
+            "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
+            "in its description above. The child gets:"]
+    for variable, meaning in CHILD_ENVIRONMENT:
+        out += [".TP", f"\\fB{_escape(variable)}\\fR", _escape(meaning)]
+    out += [".SH EXIT STATUS"]
+    for status, meaning in EXIT_STATUSES:
+        out += [".TP", f"\\fB{_escape(status)}\\fR", _escape(meaning)]
+    examples = EXAMPLES.replace("\b\n", "").split("\n", 2)[2]
+    out += [".SH EXAMPLES", ".nf", _escape(examples.rstrip()), ".fi",
+            ".SH SEE ALSO", _escape(SEE_ALSO)]
+    return "\n".join(line for line in out if line) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

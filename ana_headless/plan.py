@@ -1,0 +1,142 @@
+"""From host facts and the user's options to a Plan: which server, which GL candidates, and why.
+
+Pure: no I/O. The launcher starts the server the Plan names, then probes its GL candidates in
+order and gives the child the first one whose probe is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .display import Screen
+from .errors import SetupError
+from .facts import HostFacts, has_libgl
+
+DEFAULT_SCREEN = Screen(1280, 1024, 24)
+GL_MODES = ("auto", "virtualgl", "mesa", "server")
+SERVERS = ("auto", "xvfb", "xpra")
+
+
+@dataclass(frozen=True)
+class Options:
+    gl: str = "auto"
+    server: str = "auto"
+    allow_virtualgl: bool = True
+    force_virtualgl: bool = False
+    vgl_display: str | None = None
+    mesa_dir: str | None = None
+    screen: Screen = DEFAULT_SCREEN
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to give the child OpenGL, to be checked by a probe run exactly like the child."""
+
+    mode: str
+    reason: str
+    prefix: tuple[str, ...] = ()
+    env_patch: Mapping[str, str | None] = field(default_factory=dict)
+    # auto uses VirtualGL only for a hardware renderer: on a software one it adds read-back cost.
+    require_hardware: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    server: str
+    server_reason: str
+    candidates: tuple[Candidate, ...]
+    # Modes left out before any probe, each with why.
+    skipped: tuple[str, ...] = ()
+
+
+def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
+    if wanted == "xvfb":
+        if not facts.xvfb:
+            raise SetupError("--server xvfb: Xvfb not found (Debian package: xvfb)")
+        return "xvfb", "asked for with --server xvfb"
+    if wanted == "xpra":
+        if not facts.xpra:
+            raise SetupError("--server xpra: xpra not found (Debian package: xpra)")
+        return "xpra", "asked for with --server xpra"
+    if facts.xvfb:
+        return "xvfb", f"Xvfb found at {facts.xvfb}"
+    if facts.xpra:
+        return "xpra", "Xvfb not found; xpra found"
+    raise SetupError("no virtual X server: neither Xvfb nor xpra was found on PATH "
+                     "(install the Debian package xvfb, or xpra)")
+
+
+def _vgl_target(facts: HostFacts, options: Options) -> tuple[str | None, str]:
+    if options.vgl_display:
+        return options.vgl_display, "the 3D display given by --vgl-display / VGL_DISPLAY"
+    if facts.original_display:
+        return facts.original_display, (
+            f"the original DISPLAY {facts.original_display} as the 3D X server")
+    if facts.egl_devices or facts.nvidia_egl:
+        return "egl", "VirtualGL's EGL back end on this host's EGL device"
+    # Without a GPU device Mesa still offers a software EGL device: worth a probe, which
+    # tells whether the renderer is hardware.
+    return "egl", "VirtualGL's EGL back end (no GPU device seen; the probe will tell)"
+
+
+def _virtualgl(facts: HostFacts, options: Options, explicit: bool) -> Candidate | str:
+    if not options.allow_virtualgl:
+        return "virtualgl: not allowed (--no-virtualgl / ANA_HEADLESS_ALLOW_VIRTUALGL=0)"
+    if not facts.vglrun:
+        return "virtualgl: vglrun not found on PATH (VirtualGL is not installed)"
+    target, why = _vgl_target(facts, options)
+    return Candidate(
+        mode="virtualgl", reason=why, prefix=(facts.vglrun, "-d", str(target)),
+        require_hardware=not (explicit or options.force_virtualgl))
+
+
+def _mesa(facts: HostFacts, options: Options) -> Candidate | str:
+    if options.mesa_dir:
+        directory = os.path.realpath(options.mesa_dir)
+        if not has_libgl(directory):
+            return f"mesa: no libGL.so.1 in {options.mesa_dir} (--mesa-dir / ANA_HEADLESS_MESA_DIR)"
+        why = f"libGL.so.1 from {directory} (--mesa-dir)"
+    elif facts.mesa_dirs:
+        directory = facts.mesa_dirs[0]
+        why = f"software Mesa libGL.so.1 found in {directory}"
+    else:
+        return ("mesa: no software Mesa libGL.so.1 found (give one with --mesa-dir or "
+                "ANA_HEADLESS_MESA_DIR)")
+    library_path = facts.loader.get("LD_LIBRARY_PATH")
+    value = directory if not library_path else f"{directory}:{library_path}"
+    return Candidate(mode="mesa", reason=why, env_patch={"LD_LIBRARY_PATH": value})
+
+
+def _server_glx(server: str) -> Candidate:
+    return Candidate(mode="server", reason=f"the GLX of the virtual server ({server})")
+
+
+def make_plan(facts: HostFacts, options: Options) -> Plan:
+    server, server_reason = choose_server(facts, options.server)
+    explicit = options.gl != "auto"
+    wanted = {
+        "auto": ("virtualgl", "server", "mesa"),
+        "virtualgl": ("virtualgl",),
+        "server": ("server",),
+        "mesa": ("mesa",),
+    }[options.gl]
+    candidates: list[Candidate] = []
+    skipped: list[str] = []
+    for mode in wanted:
+        built: Candidate | str
+        if mode == "virtualgl":
+            built = _virtualgl(facts, options, explicit)
+        elif mode == "mesa":
+            built = _mesa(facts, options)
+        else:
+            built = _server_glx(server)
+        if isinstance(built, str):
+            skipped.append(built)
+        else:
+            candidates.append(built)
+    if not candidates:
+        raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
+    return Plan(server, server_reason, tuple(candidates), tuple(skipped))

@@ -1,0 +1,86 @@
+"""Checking a GL candidate for real: the probe script, run exactly as the child will run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .environment import apply_patch
+from .plan import Candidate
+
+PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glprobe.py")
+PROBE_DEADLINE = 20.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    candidate: Candidate
+    ok: bool
+    # What the probe reported (vendor, renderer, version, direct, software, libraries...).
+    report: Mapping[str, Any] = field(default_factory=dict)
+    # Why it was not used: the probe's error, or its output when it crashed.
+    problem: str = ""
+
+    @property
+    def renderer(self) -> str:
+        return str(self.report.get("renderer", ""))
+
+    @property
+    def accepted(self) -> bool:
+        return self.ok and not (self.candidate.require_hardware and self.report.get("software"))
+
+    def summary(self) -> str:
+        if not self.ok:
+            return f"{self.candidate.mode}: failed: {self.problem}"
+        if not self.accepted:
+            return (f"{self.candidate.mode}: works, but on a software renderer "
+                    f"({self.renderer}), where VirtualGL only adds cost; not used "
+                    "(--force-virtualgl uses it anyway)")
+        return f"{self.candidate.mode}: works: {self.renderer}"
+
+
+def probe_command(candidate: Candidate, python: str = sys.executable) -> list[str]:
+    return [*candidate.prefix, python, "-I", PROBE_SCRIPT]
+
+
+def run_probe(candidate: Candidate, env: Mapping[str, str],
+              deadline: float = PROBE_DEADLINE) -> ProbeResult:
+    """Run the probe under the candidate's prefix and environment, with a deadline."""
+    try:
+        completed = subprocess.run(
+            probe_command(candidate), env=apply_patch(env, candidate.env_patch),
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=deadline)
+    except subprocess.TimeoutExpired:
+        return ProbeResult(candidate, False, problem=f"no answer within {deadline:g} s")
+    except OSError as error:
+        return ProbeResult(candidate, False, problem=f"cannot run the probe: {error}")
+    stdout = completed.stdout.decode(errors="replace")
+    stderr = completed.stderr.decode(errors="replace").strip()
+    report: dict[str, Any] = {}
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            report = json.loads(line)
+            break
+    if completed.returncode == 0 and report.get("renderer"):
+        return ProbeResult(candidate, True, report)
+    problem = report.get("error") or f"exit status {completed.returncode}"
+    if stderr:
+        problem += "\n" + stderr[-1500:]
+    return ProbeResult(candidate, False, report, problem=problem)
+
+
+def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str]
+                   ) -> tuple[ProbeResult | None, list[ProbeResult]]:
+    """Probe candidates in order; return the first accepted one and every attempt."""
+    attempts: list[ProbeResult] = []
+    for candidate in candidates:
+        result = run_probe(candidate, env)
+        attempts.append(result)
+        if result.accepted:
+            return result, attempts
+    return None, attempts
