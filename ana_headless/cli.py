@@ -61,6 +61,26 @@ class ShebangGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+class RunCommand(click.Command):
+    """`run -m MODULE ARGS...`: like python -m, everything after MODULE is the module's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {name for param in self.params if isinstance(param, click.Option)
+                       and not (param.is_flag or param.count) for name in param.opts}
+        index = 0
+        while index < len(args):
+            token = args[index]
+            if token == "-m" and index + 1 < len(args):
+                return super().parse_args(ctx, [*args[:index + 2], "--", *args[index + 2:]])
+            if token.startswith("-m") and not token.startswith("--") and len(token) > 2:
+                return super().parse_args(
+                    ctx, [*args[:index], "-m", token[2:], "--", *args[index + 1:]])
+            if token == "--" or not token.startswith("-"):
+                break
+            index += 2 if token in takes_value else 1
+        return super().parse_args(ctx, args)
+
+
 def _option(*names: str, **attributes: Any) -> Callable[..., Any]:
     """click.option that shows its environment variable in --help and the man page."""
     return click.option(*names, show_envvar="envvar" in attributes, **attributes)
@@ -164,8 +184,8 @@ def main() -> None:
     """
 
 
-@main.command(context_settings={"ignore_unknown_options": True,
-                                "allow_interspersed_args": False},
+@main.command(cls=RunCommand, context_settings={"ignore_unknown_options": True,
+                                               "allow_interspersed_args": False},
               epilog=EXAMPLES)
 @_launcher_options
 @click.option("-m", "module", metavar="MODULE", help="Run a module, like python -m.")

@@ -134,8 +134,6 @@ def _from_terminal(info: signal.struct_siginfo, child: subprocess.Popen[bytes]) 
 def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Run the child with stdio untouched, forward signals to it, return its exit status."""
     watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
-    # A parent that ignores SIGCHLD would make the kernel reap our child before we can.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Blocked, the signals wait for sigwaitinfo, which tells who sent them; no handler races.
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     try:
@@ -160,6 +158,9 @@ def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
 def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
            dry_run: bool = False) -> int:
     """The whole of `run` and `exec`: returns the exit status of SPEC §4."""
+    # A parent that ignores SIGCHLD would make the kernel reap our probes and child before we
+    # can read their status.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     base_env = dict(os.environ)
     plan = make_plan(host_facts.gather(base_env), options)
     if explain or dry_run:

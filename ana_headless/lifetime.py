@@ -39,6 +39,9 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
         libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         # We supervise with these signals blocked; the new process must not inherit the mask.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (*FORWARDED_SIGNALS, signal.SIGCHLD))
+        # An inherited "ignore SIGCHLD" makes the kernel reap grandchildren before they can be
+        # waited for: Xvfb then fails to compile its keymap (xkbcomp) and exits.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     return preexec
 

@@ -1,0 +1,72 @@
+"""Shared test helpers: how to run the installed CLI, and the leak check around every test
+that starts a server."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+GL_CLIENT = FIXTURES / "gl_client.py"
+# The installed console script, beside the interpreter running the tests.
+ANA_HEADLESS = str(Path(sys.executable).parent / "ana-headless")
+
+
+def ana_env(**overrides: str | None) -> dict[str, str]:
+    """The environment a user would have: the fixtures importable (the anatomist stand-in)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FIXTURES), env.get("PYTHONPATH")]))
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 120,
+            **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([ANA_HEADLESS, *args], env=env or ana_env(), capture_output=True,
+                          timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+def ours_running() -> set[int]:
+    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
+    pids = set()
+    for entry in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(entry, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if any(b"/ana-headless-" in arg for arg in argv) and argv[0].endswith(
+                (b"Xvfb", b"xpra")):
+            pids.add(int(entry.split("/")[2]))
+    return pids
+
+
+def leftovers() -> set[str]:
+    """Everything of ours a run could leave: servers, locks, sockets, private directories."""
+    return ({f"process {pid}" for pid in ours_running()}
+            | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
+            | set(glob.glob("/tmp/ana-headless-*")))
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test, whatever its outcome, nothing new of ours remains (SPEC §5)."""
+    before = leftovers()
+    yield
+    # The kernel delivers parent-death signals asynchronously: give them a moment.
+    deadline = time.monotonic() + 5
+    while (new := leftovers() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not new, f"left behind: {sorted(new)}"
