@@ -1,0 +1,85 @@
+"""The pure decision: facts and options to a Plan."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ana_headless.errors import SetupError
+from ana_headless.facts import HostFacts
+from ana_headless.plan import Options, make_plan
+
+BARE = HostFacts(xvfb="/usr/bin/Xvfb", xpra=None, vglrun=None, mesa_dirs=(), egl_devices=(),
+                 nvidia_egl=False, original_display=None, vgl_display=None)
+
+
+def modes(facts: HostFacts, **options: object) -> list[str]:
+    return [c.mode for c in make_plan(facts, Options(**options)).candidates]  # type: ignore[arg-type]
+
+
+def test_plain_host_uses_the_server_glx() -> None:
+    plan = make_plan(BARE, Options())
+    assert plan.server == "xvfb"
+    assert [c.mode for c in plan.candidates] == ["server"]
+    assert any("vglrun not found" in why for why in plan.skipped)
+    assert any("no software Mesa" in why for why in plan.skipped)
+
+
+def test_auto_order_virtualgl_server_mesa() -> None:
+    facts = replace(BARE, vglrun="/opt/vgl/bin/vglrun", mesa_dirs=("/usr/local/lib/mesa",))
+    plan = make_plan(facts, Options())
+    assert [c.mode for c in plan.candidates] == ["virtualgl", "server", "mesa"]
+    virtualgl = plan.candidates[0]
+    assert virtualgl.require_hardware, "auto keeps VirtualGL for hardware renderers"
+    assert virtualgl.prefix == ("/opt/vgl/bin/vglrun", "-d", "egl")
+    assert plan.candidates[2].env_patch == {"LD_LIBRARY_PATH": "/usr/local/lib/mesa"}
+
+
+def test_vgl_target_prefers_given_then_original_display() -> None:
+    facts = replace(BARE, vglrun="vglrun", original_display=":0")
+    assert make_plan(facts, Options()).candidates[0].prefix[-1] == ":0"
+    chosen = make_plan(facts, Options(vgl_display="/dev/dri/card1")).candidates[0]
+    assert chosen.prefix[-1] == "/dev/dri/card1"
+
+
+def test_force_and_explicit_virtualgl_accept_software() -> None:
+    facts = replace(BARE, vglrun="vglrun")
+    assert not make_plan(facts, Options(force_virtualgl=True)).candidates[0].require_hardware
+    assert not make_plan(facts, Options(gl="virtualgl")).candidates[0].require_hardware
+
+
+def test_no_virtualgl_never_uses_it() -> None:
+    facts = replace(BARE, vglrun="vglrun")
+    assert modes(facts, allow_virtualgl=False) == ["server"]
+    with pytest.raises(SetupError, match="not allowed"):
+        make_plan(facts, Options(gl="virtualgl", allow_virtualgl=False))
+
+
+def test_forced_mode_that_cannot_work_says_why() -> None:
+    with pytest.raises(SetupError, match="vglrun not found"):
+        make_plan(BARE, Options(gl="virtualgl"))
+    with pytest.raises(SetupError, match="no software Mesa"):
+        make_plan(BARE, Options(gl="mesa"))
+
+
+def test_mesa_dir_without_libgl_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match=f"no libGL.so.1 in {tmp_path}"):
+        make_plan(BARE, Options(gl="mesa", mesa_dir=str(tmp_path)))
+
+
+def test_mesa_dir_goes_first_on_the_library_path(tmp_path: Path) -> None:
+    (tmp_path / "libGL.so.1").write_bytes(b"")
+    facts = replace(BARE, loader={"LD_LIBRARY_PATH": "/opt/lib"})
+    plan = make_plan(facts, Options(gl="mesa", mesa_dir=str(tmp_path)))
+    assert plan.candidates[0].env_patch == {"LD_LIBRARY_PATH": f"{tmp_path}:/opt/lib"}
+
+
+def test_server_choice() -> None:
+    with_xpra = replace(BARE, xvfb=None, xpra="/usr/bin/xpra")
+    assert make_plan(with_xpra, Options()).server == "xpra"
+    with pytest.raises(SetupError, match="xvfb"):
+        make_plan(with_xpra, Options(server="xvfb"))
+    with pytest.raises(SetupError, match="neither Xvfb nor xpra"):
+        make_plan(replace(BARE, xvfb=None), Options())
