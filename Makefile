@@ -52,6 +52,7 @@ unit: install
 	$(VENV)/bin/pytest tests/unit
 
 bench: install
+	$(VPY) -m pip install --quiet -e '.[bench]'
 	$(VPY) benchmarks/run.py
 
 clean:
