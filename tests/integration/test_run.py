@@ -100,7 +100,8 @@ def test_arguments_reach_the_script_exactly(tmp_path: Path, args: list[str]) -> 
 
 
 def test_binary_stdout_is_byte_identical(tmp_path: Path) -> None:
-    script = write_script(tmp_path, "import sys\nsys.stdout.buffer.write(bytes(range(256)) * 4000)\n"
+    script = write_script(tmp_path, "import sys\n"
+                          "sys.stdout.buffer.write(bytes(range(256)) * 4000)\n"
                           "sys.stderr.write('err\\n')\n")
     direct = subprocess.run([PY, str(script)], capture_output=True, check=True)
     headless = run_ana(["run", str(script)])
@@ -116,7 +117,8 @@ def test_stdin_passes_through(tmp_path: Path) -> None:
 
 
 def test_huge_argv(tmp_path: Path) -> None:
-    script = write_script(tmp_path, "import sys; print(len(sys.argv) - 1, sum(map(len, sys.argv[1:])))")
+    script = write_script(tmp_path,
+                          "import sys; print(len(sys.argv) - 1, sum(map(len, sys.argv[1:])))")
     args = [f"argument-{i:06d}" for i in range(20000)]
     result = run_ana(["run", str(script), *args])
     assert result.returncode == 0, result.stderr.decode()
