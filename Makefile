@@ -39,7 +39,7 @@ vendor:
 	else echo "no $(VENDOR_DIR): the VirtualGL and software-Mesa tests will skip"; fi
 
 lint: install
-	$(VENV)/bin/ruff check ana_headless tests examples benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 man: install
