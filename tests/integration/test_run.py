@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -147,14 +148,24 @@ def test_parent_ignoring_sigusr1_and_sigchld(tmp_path: Path) -> None:
     assert result.stdout.decode().strip() == "server"
 
 
-def test_missing_x11_socket_directory() -> None:
-    """With /tmp/.X11-unix absent (a fresh tmpfs /tmp in a private mount namespace)."""
+def test_missing_x11_socket_directory(tmp_path: Path) -> None:
+    """With /tmp/.X11-unix absent: a fresh tmpfs /tmp in a private mount namespace, with only
+    the directories this test runs from (checkout, virtualenv) bound back into it."""
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True,
                       check=False).returncode != 0:
         pytest.skip("cannot make a private mount namespace here (needs root)")
-    command = (f'mount -t tmpfs none /tmp && exec "{ANA_HEADLESS}" exec sh -c '
+    needed = {Path(p).resolve() for p in (ANA_HEADLESS, __file__, sys.executable)}
+    in_tmp = sorted({p.parts[2] for p in needed if p.parts[1] == "tmp"})
+    old_tmp = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    rebind = "".join(f' && mkdir -p "/tmp/{d}" && mount --bind "{old_tmp}/{d}" "/tmp/{d}"'
+                     for d in in_tmp)
+    command = (f'mount --bind /tmp "{old_tmp}" && mount -t tmpfs none /tmp{rebind}'
+               f' && test ! -e /tmp/.X11-unix && exec "{ANA_HEADLESS}" exec sh -c '
                '\'test -S /tmp/.X11-unix/X"${DISPLAY#:}" && echo "$DISPLAY"\'')
-    result = subprocess.run(["unshare", "--mount", "sh", "-c", command], capture_output=True,
-                            env=ana_env(), timeout=60, check=False)
+    try:
+        result = subprocess.run(["unshare", "--mount", "sh", "-c", command],
+                                capture_output=True, env=ana_env(), timeout=60, check=False)
+    finally:
+        old_tmp.rmdir()
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith(":")
