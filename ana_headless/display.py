@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shlex
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -39,53 +42,96 @@ class Screen:
         return f"{self.width}x{self.height}x{self.depth}"
 
 
-def write_cookie_file(path: str) -> None:
-    """Write an Xauthority file holding one fresh MIT-MAGIC-COOKIE-1 for any host and display.
+def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes = b"") -> None:
+    """Write an Xauthority file: our MIT-MAGIC-COOKIE-1, then any `inherited` entries.
 
     The format (Xau's): big-endian u16 family, then four u16-length-prefixed fields: address,
-    display number, auth name, auth data. Family 0xffff (FamilyWild) with empty address and
-    number matches whatever display number the server picks; the server reads the same file.
+    display number, auth name, auth data. Family 0xffff (FamilyWild) matches any host; an
+    empty number matches any display, which is what the server's file needs before it has
+    picked its number. The child's file names the number, so that the user's own entries that
+    follow (for a 3D X server VirtualGL may use) still match their displays.
     """
     def field(data: bytes) -> bytes:
         return struct.pack(">H", len(data)) + data
 
-    entry = struct.pack(">H", 0xFFFF) + field(b"") + field(b"") + field(
-        b"MIT-MAGIC-COOKIE-1") + field(os.urandom(16))
+    entry = struct.pack(">H", 0xFFFF) + field(b"") + field(number.encode()) + field(
+        b"MIT-MAGIC-COOKIE-1") + field(cookie)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as cookie:
-        cookie.write(entry)
+    with os.fdopen(fd, "wb") as auth:
+        auth.write(entry + inherited)
+
+
+def inherited_auth(env: Mapping[str, str]) -> bytes:
+    """The user's own Xauthority entries, or nothing if there are none to read."""
+    path = env.get("XAUTHORITY") or os.path.join(env.get("HOME", "/"), ".Xauthority")
+    try:
+        with open(path, "rb") as auth:
+            return auth.read()
+    except OSError:
+        return b""
+
+
+def _xvfb_arguments(screen: Screen, auth_file: str) -> list[str]:
+    return [
+        "-nolisten", "tcp", "-auth", auth_file,
+        # No reset when the last client leaves: a reset re-reads state for nothing.
+        "-noreset", "+extension", "GLX", "-screen", "0", str(screen),
+    ]
 
 
 def xvfb_command(screen: Screen, displayfd: int, auth_file: str) -> list[str]:
+    return ["Xvfb", "-displayfd", str(displayfd), *_xvfb_arguments(screen, auth_file)]
+
+
+def xpra_command(screen: Screen, displayfd: int, auth_file: str, private_dir: str) -> list[str]:
+    """xpra in the foreground, with its sockets and logs in our private directory.
+
+    xpra starts its own Xvfb; `setpriv --pdeathsig` makes that one die with xpra, as xpra
+    dies with us, so that a SIGKILL anywhere up the chain still leaves no server.
+    """
+    xvfb = ["Xvfb", *_xvfb_arguments(screen, auth_file)]
+    if shutil.which("setpriv"):
+        xvfb = ["setpriv", "--pdeathsig", "TERM", *xvfb]
     return [
-        "Xvfb", "-displayfd", str(displayfd), "-nolisten", "tcp", "-auth", auth_file,
-        # No reset when the last client leaves: a reset re-reads state for nothing.
-        "-noreset", "+extension", "GLX", "-screen", "0", str(screen),
+        "xpra", "start", "--daemon=no", f"--displayfd={displayfd}", f"--xvfb={shlex.join(xvfb)}",
+        f"--socket-dirs={private_dir}", f"--log-dir={private_dir}",
+        # Only a display is wanted: none of the session services.
+        "--mdns=no", "--pulseaudio=no", "--notifications=no", "--dbus-launch=",
+        "--dbus-proxy=no", "--dbus-control=no", "--systemd-run=no", "--start-via-proxy=no",
+        "--html=off", "--speaker=off", "--microphone=off", "--webcam=no", "--clipboard=no",
+        "--printing=no", "--file-transfer=no", "--bell=no", "--system-tray=no",
     ]
 
 
 class XServer:
     """A running virtual X server owned by this process."""
 
-    def __init__(self, process: subprocess.Popen[bytes], number: int, stderr: IO[bytes]) -> None:
+    def __init__(self, kind: str, process: subprocess.Popen[bytes], number: int,
+                 stderr: IO[bytes], private_dir: str) -> None:
+        self.kind = kind
         self.process = process
         self.number = number
         self.display = f":{number}"
         self._stderr = stderr
+        self._private_dir = private_dir
+        # The process that listens on the display: the server, or the Xvfb under xpra.
+        self.listener: int | None = None
 
     @property
     def socket_path(self) -> str:
         return f"{X11_SOCKET_DIR}/X{self.number}"
 
     def stop(self) -> None:
-        """SIGTERM, wait with a deadline, then SIGKILL; remove what a killed server leaves."""
+        """Ask it to stop, wait with a deadline, then SIGKILL; remove what a killed one leaves."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self._ask_to_stop()
             try:
                 self.process.wait(STOP_DEADLINE)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.listener not in (None, self.process.pid):
+            _wait_gone(self.listener)
         if self.process.returncode == -signal.SIGKILL:
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
             for leftover in (self.socket_path, f"/tmp/.X{self.number}-lock"):
@@ -93,7 +139,24 @@ class XServer:
                     os.unlink(leftover)
         self._stderr.close()
 
+    def _ask_to_stop(self) -> None:
+        if self.kind == "xpra":
+            # xpra's own stop command shuts down its Xvfb and removes its sockets.
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(["xpra", "stop", f"--socket-dirs={self._private_dir}",
+                                self.display], stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=STOP_DEADLINE, check=False)
+                return
+        self.process.send_signal(signal.SIGTERM)
 
+
+def _wait_gone(pid: int) -> None:
+    """The Xvfb under xpra must go with it; it got SIGTERM from its parent's death."""
+    deadline = time.monotonic() + STOP_DEADLINE
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 def _stderr_tail(stream: IO[bytes]) -> str:
     stream.seek(0, os.SEEK_END)
     stream.seek(max(0, stream.tell() - _STDERR_TAIL))
@@ -112,46 +175,65 @@ def _listener_pid(address: str | bytes) -> int | None:
         return int(pid)
 
 
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            # The command name in parentheses may hold spaces: the ppid follows its ')'.
+            return int(stat.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def check_ownership(server: XServer) -> None:
-    """Every socket a client could reach for this display must be our server's."""
+    """Every socket a client could reach for this display must be our server's (or, for
+    xpra, its Xvfb's)."""
     path = server.socket_path
     addresses: list[str | bytes] = [b"\0" + path.encode(), path]
-    listeners = [pid for pid in map(_listener_pid, addresses) if pid is not None]
+    listeners = {pid for pid in map(_listener_pid, addresses) if pid is not None}
     if not listeners:
         raise SetupError(f"display {server.display} accepts no connection")
-    strangers = [pid for pid in listeners if pid != server.process.pid]
+    ours = server.process.pid
+    strangers = [pid for pid in listeners if ours not in (pid, _parent_pid(pid))]
     if strangers:
         raise SetupError(f"display {server.display} is served by process {strangers[0]}, "
-                         f"not by the server we started (pid {server.process.pid})")
+                         f"not by the server we started (pid {ours})")
+    server.listener = listeners.pop()
 
 
-def start_xvfb(screen: Screen, auth_file: str, timeout: float) -> XServer:
-    """Start Xvfb and return it once it accepts connections; SetupError otherwise."""
+def start_server(kind: str, screen: Screen, auth_file: str, private_dir: str,
+                 timeout: float) -> XServer:
+    """Start Xvfb or xpra; return it once it accepts connections, SetupError otherwise."""
+    name = "Xvfb" if kind == "xvfb" else "xpra"
     read_end, write_end = os.pipe()
-    # A file, not a pipe, takes the server's stderr: it can never fill up and block the
+    # A file, not a pipe, takes the server's output: it can never fill up and block the
     # server, and its tail is there to quote if the server fails.
-    stderr = tempfile.TemporaryFile()
+    output = tempfile.TemporaryFile()
+    if kind == "xvfb":
+        command = xvfb_command(screen, write_end, auth_file)
+    else:
+        command = xpra_command(screen, write_end, auth_file, private_dir)
     try:
         process = subprocess.Popen(
-            xvfb_command(screen, write_end, auth_file), pass_fds=(write_end,),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            command, pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=output,
+            stderr=output,
             # Its own session: a ^C on the terminal is for the child; the server must stay up
             # until the child has ended.
-            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
+            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
+            env={**os.environ, "XDG_RUNTIME_DIR": private_dir})
     except OSError as error:
-        stderr.close()
-        raise SetupError(f"cannot start Xvfb: {error.strerror}") from error
+        output.close()
+        raise SetupError(f"cannot start {name}: {error.strerror}") from error
     finally:
         os.close(write_end)
     try:
-        number = _read_display_number(read_end, process, timeout)
-        server = XServer(process, number, stderr)
+        number = _read_display_number(name, read_end, process, timeout)
+        server = XServer(kind, process, number, output, private_dir)
     except SetupError as error:
         if process.poll() is None:
             process.kill()
         process.wait()
-        error.details = _stderr_tail(stderr)
-        stderr.close()
+        error.details = _stderr_tail(output)
+        output.close()
         raise
     finally:
         os.close(read_end)
@@ -163,20 +245,24 @@ def start_xvfb(screen: Screen, auth_file: str, timeout: float) -> XServer:
     return server
 
 
-def _read_display_number(read_end: int, process: subprocess.Popen[bytes], timeout: float) -> int:
+def _read_display_number(name: str, read_end: int, process: subprocess.Popen[bytes],
+                         timeout: float) -> int:
     deadline = time.monotonic() + timeout
     received = b""
     while not received.endswith(b"\n"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise SetupError(f"Xvfb was not ready within {timeout:g} s (--timeout)")
+            raise SetupError(f"{name} was not ready within {timeout:g} s (--timeout)")
         ready, _, _ = select.select([read_end], [], [], remaining)
         if not ready:
             continue
         chunk = os.read(read_end, 64)
         if not chunk:
             # The write end closed without a number: the server exited (or closed it).
-            status = process.wait()
-            raise SetupError(f"Xvfb exited with status {status} before it was ready")
+            try:
+                status = process.wait(max(remaining, 1.0))
+            except subprocess.TimeoutExpired:
+                raise SetupError(f"{name} closed its display pipe without a number") from None
+            raise SetupError(f"{name} exited with status {status} before it was ready")
         received += chunk
     return int(received)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from . import facts as host_facts
-from .display import XServer, start_xvfb, write_cookie_file
+from .display import XServer, inherited_auth, start_server, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable, SetupError
 from .explain import describe_plan, describe_setup
@@ -76,17 +76,22 @@ def headless_display(plan: Plan, options: Options, base_env: Mapping[str, str]) 
     """Start the plan's server, probe its GL candidates, and yield what the child gets."""
     private = PrivateDirectory()
     try:
-        cookie = os.path.join(private.path, "Xauthority")
-        write_cookie_file(cookie)
+        cookie = os.urandom(16)
+        server_auth = os.path.join(private.path, "server-auth")
+        write_auth_file(server_auth, cookie)
         runtime_dir = None
         if not base_env.get("XDG_RUNTIME_DIR"):
             runtime_dir = os.path.join(private.path, "runtime")
             os.mkdir(runtime_dir, 0o700)
-        log.info("starting Xvfb (screen %s)", options.screen)
-        server = start_xvfb(options.screen, cookie, options.timeout)
+        log.info("starting %s (screen %s)", plan.server, options.screen)
+        server = start_server(plan.server, options.screen, server_auth, private.path,
+                              options.timeout)
         try:
-            log.info("display %s ready (Xvfb pid %d)", server.display, server.process.pid)
-            patch = display_patch(server.display, cookie, runtime_dir, base_env)
+            log.info("display %s ready (%s pid %d)", server.display, plan.server,
+                     server.process.pid)
+            client_auth = os.path.join(private.path, "Xauthority")
+            write_auth_file(client_auth, cookie, str(server.number), inherited_auth(base_env))
+            patch = display_patch(server.display, client_auth, runtime_dir, base_env)
             env = apply_patch(base_env, patch)
             chosen, attempts = first_accepted(plan.candidates, env)
             for attempt in attempts:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ana_headless import manpage
 from ana_headless.cli import ScreenType, main
-from ana_headless.display import Screen, write_cookie_file
+from ana_headless.display import Screen, write_auth_file
 from ana_headless.environment import apply_patch, display_patch
 from ana_headless.launcher import exit_status
 
@@ -32,10 +32,12 @@ def test_display_patch() -> None:
     assert "QT_QPA_PLATFORM" not in display_patch(":5", "a", "/r", {"QT_QPA_PLATFORM": "xcb"})
 
 
-def test_cookie_file_is_one_wildcard_mit_cookie(tmp_path: Path) -> None:
+def test_auth_file_is_our_wildcard_mit_cookie_then_the_inherited(tmp_path: Path) -> None:
     path = tmp_path / "auth"
-    write_cookie_file(str(path))
+    write_auth_file(str(path), b"C" * 16, "7", inherited=b"USER")
     data = path.read_bytes()
+    assert data.endswith(b"USER")
+    data = data[:-4]
     assert path.stat().st_mode & 0o777 == 0o600
     family, = struct.unpack(">H", data[:2])
     fields, offset = [], 2
@@ -44,7 +46,7 @@ def test_cookie_file_is_one_wildcard_mit_cookie(tmp_path: Path) -> None:
         fields.append(data[offset + 2:offset + 2 + length])
         offset += 2 + length
     assert family == 0xFFFF
-    assert fields[:3] == [b"", b"", b"MIT-MAGIC-COOKIE-1"] and len(fields[3]) == 16
+    assert fields == [b"", b"7", b"MIT-MAGIC-COOKIE-1", b"C" * 16]
 
 
 @pytest.mark.parametrize("text, screen", [("1280x1024x24", Screen(1280, 1024, 24)),
