@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .plan import Plan
 
 if TYPE_CHECKING:
-    from .launcher import Setup
+    from .session import Setup
 
 _PREFIX = "ana-headless: "
 

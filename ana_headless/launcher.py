@@ -10,17 +10,14 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from types import FrameType
 
 from . import facts as host_facts
-from .display import XServer, inherited_auth, start_server, write_auth_file
-from .environment import apply_patch, display_patch, gl_patch
-from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable, SetupError
+from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .explain import describe_plan, describe_setup
-from .lifetime import FORWARDED_SIGNALS, PrivateDirectory, die_with_parent
-from .plan import Options, Plan, make_plan
-from .probe import ProbeResult, first_accepted
+from .lifetime import FORWARDED_SIGNALS, die_with_parent
+from .plan import Options, make_plan
+from .session import headless_display
 
 log = logging.getLogger("ana_headless")
 
@@ -34,17 +31,6 @@ class Interrupted(HeadlessError):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by {signal.Signals(signum).name} during set-up")
         self.exit_status = 128 + signum
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What a child is given: its environment and the chosen GL, for --explain and the API."""
-
-    server: XServer
-    env: dict[str, str]
-    prefix: tuple[str, ...]
-    chosen: ProbeResult
-    attempts: tuple[ProbeResult, ...]
 
 
 def exit_status(returncode: int) -> int:
@@ -69,44 +55,6 @@ def _abort_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-@contextmanager
-def headless_display(plan: Plan, options: Options, base_env: Mapping[str, str]) -> Iterator[Setup]:
-    """Start the plan's server, probe its GL candidates, and yield what the child gets."""
-    private = PrivateDirectory()
-    try:
-        cookie = os.urandom(16)
-        server_auth = os.path.join(private.path, "server-auth")
-        write_auth_file(server_auth, cookie)
-        runtime_dir = None
-        if not base_env.get("XDG_RUNTIME_DIR"):
-            runtime_dir = os.path.join(private.path, "runtime")
-            os.mkdir(runtime_dir, 0o700)
-        log.info("starting %s (screen %s)", plan.server, options.screen)
-        server = start_server(plan.server, options.screen, server_auth, private.path,
-                              options.timeout)
-        try:
-            log.info("display %s ready (%s pid %d)", server.display, plan.server,
-                     server.process.pid)
-            client_auth = os.path.join(private.path, "Xauthority")
-            write_auth_file(client_auth, cookie, str(server.number), inherited_auth(base_env))
-            patch = display_patch(server.display, client_auth, runtime_dir, base_env)
-            env = apply_patch(base_env, patch)
-            chosen, attempts = first_accepted(plan.candidates, env)
-            for attempt in attempts:
-                log.info("GL %s", attempt.summary())
-            if chosen is None:
-                raise SetupError(
-                    "no working OpenGL on the virtual display",
-                    details="\n".join(a.summary() for a in attempts))
-            env = apply_patch(env, {**chosen.candidate.env_patch,
-                                    **gl_patch(chosen.candidate.mode, chosen.renderer)})
-            yield Setup(server, env, chosen.candidate.prefix, chosen, tuple(attempts))
-        finally:
-            server.stop()
-    finally:
-        private.remove()
 
 
 def check_runnable(program: str, *, python_script: bool, path: str) -> str:
