@@ -216,3 +216,16 @@ def run(module: str | None, python: str | None, child_args: tuple[str, ...],
 def exec_(program: str, child_args: tuple[str, ...], **params: Any) -> None:
     """Run any PROGRAM headless (the anatomist binary, glxgears, a shell script...)."""
     _launch([program, *child_args], params)
+
+
+@main.command(name="doctor")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (schema: "
+              "doctor-schema.json in the package).")
+def doctor_(as_json: bool) -> None:
+    """Show what is installed, probe every GL mode, and say what run would use.
+
+    Exit status 0 when a working mode exists, else 1 (with the next step to take).
+    """
+    from .doctor import doctor
+
+    sys.exit(doctor(os.environ, as_json))

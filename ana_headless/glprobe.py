@@ -46,7 +46,7 @@ def _int_list(*values: int) -> Any:
     return (ctypes.c_int * (len(values) + 1))(*values, 0)
 
 
-def _gl_libraries() -> list[str]:
+def mapped_gl_libraries() -> list[str]:
     """The GL libraries the loader actually mapped: the proof of which libGL was used."""
     found: list[str] = []
     with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
@@ -121,7 +121,7 @@ def probe() -> None:
     pixel = (ctypes.c_ubyte * 4)()
     gl.glReadPixels(0, 0, 1, 1, GL_RGBA, GL_UNSIGNED_BYTE, pixel)
     result["pixel"] = list(pixel[:3])
-    result["libraries"] = _gl_libraries()
+    result["libraries"] = mapped_gl_libraries()
     if any(abs(got - want) > 1 for got, want in zip(pixel[:3], EXPECTED, strict=False)):
         _fail(result, f"read back {list(pixel[:3])} instead of {list(EXPECTED)}")
     print(json.dumps(result))

@@ -41,7 +41,8 @@ class ProbeResult:
             return (f"{self.candidate.mode}: works, but on a software renderer "
                     f"({self.renderer}), where VirtualGL only adds cost; not used "
                     "(--force-virtualgl uses it anyway)")
-        return f"{self.candidate.mode}: works: {self.renderer}"
+        vendor = self.report.get("glx_client_vendor", "")
+        return f"{self.candidate.mode}: works: {self.renderer} (GLX vendor {vendor!r})"
 
 
 def probe_command(candidate: Candidate, python: str = sys.executable) -> list[str]:

@@ -16,6 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 GL_CLIENT = FIXTURES / "gl_client.py"
+# Where `make vendor` builds the real VirtualGL and software Mesa from the vendored sources.
+VENDOR_CACHE = Path(os.environ.get("ANA_VENDOR_CACHE")
+                    or Path.home() / ".cache" / "ana-headless-vendor")
+VGL_BIN = VENDOR_CACHE / "virtualgl" / "bin"
+MESA_LIB = VENDOR_CACHE / "mesa" / "lib"
 # The installed console script, beside the interpreter running the tests.
 ANA_HEADLESS = str(Path(sys.executable).parent / "ana-headless")
 
@@ -58,6 +63,24 @@ def leftovers() -> set[str]:
     return ({f"process {pid}" for pid in ours_running()}
             | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
             | set(glob.glob("/tmp/ana-headless-*")))
+
+
+@pytest.fixture
+def vglrun_path() -> str:
+    """A PATH with the real, built VirtualGL first."""
+    if not (VGL_BIN / "vglrun").exists():
+        pytest.skip(f"VirtualGL is not built in {VGL_BIN} (`make vendor` builds it from "
+                    "../shared/vendor)")
+    return f"{VGL_BIN}:{os.environ['PATH']}"
+
+
+@pytest.fixture
+def mesa_dir() -> str:
+    """The real, built software Mesa (xlib GLX) library directory."""
+    if not (MESA_LIB / "libGL.so.1").exists():
+        pytest.skip(f"the software Mesa is not built in {MESA_LIB} (`make vendor` builds it "
+                    "from ../shared/vendor)")
+    return str(MESA_LIB)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,127 @@
+"""`ana-headless doctor`: the host's facts, every GL candidate probed, what `run` would use,
+and the next step when nothing works. `--json` gives the same for scripts (schema:
+doctor-schema.json beside this file)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from ._version import __version__
+from .errors import HeadlessError
+from .facts import HostFacts, gather
+from .plan import Options, make_plan
+from .probe import ProbeResult, run_probe
+from .session import virtual_display
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
+
+
+def _next_steps(facts: HostFacts, results: list[ProbeResult], problem: str) -> list[str]:
+    steps: list[str] = []
+    if not (facts.xvfb or facts.xpra):
+        steps.append("install a virtual X server: apt-get install xvfb (or xpra)")
+    if any(r.candidate.mode == "server" and not r.ok for r in results) or (
+            problem and not results):
+        steps.append("for the server's own GLX (Mesa llvmpipe): "
+                     "apt-get install libgl1-mesa-dri libglx-mesa0")
+    if not facts.mesa_dirs:
+        steps.append("for a software Mesa through LD_LIBRARY_PATH, set ANA_HEADLESS_MESA_DIR "
+                     "to the directory holding its libGL.so.1")
+    if not facts.vglrun:
+        steps.append("for GPU rendering, install VirtualGL (vglrun) on a host with a GPU")
+    return steps
+
+
+def _result_json(result: ProbeResult) -> dict[str, Any]:
+    return {"ok": result.ok, "accepted": result.accepted, "summary": result.summary(),
+            "report": dict(result.report), "problem": result.problem}
+
+
+def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
+    """Probe every candidate of the auto plan on one virtual display."""
+    facts = gather(env)
+    report: dict[str, Any] = {"version": __version__, "facts": dataclasses.asdict(facts),
+                              "server": None, "candidates": [], "skipped": [],
+                              "chosen": None, "problem": "", "next_steps": []}
+    results: list[ProbeResult] = []
+    try:
+        plan = make_plan(facts, Options())
+        report["server"] = {"kind": plan.server, "reason": plan.server_reason}
+        report["skipped"] = list(plan.skipped)
+        with virtual_display(plan, Options(), env) as (server, display_env):
+            report["server"]["display"] = server.display
+            results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+    except HeadlessError as error:
+        report["problem"] = str(error) + (f": {error.details}" if error.details else "")
+    for result in results:
+        candidate = result.candidate
+        report["candidates"].append({
+            "mode": candidate.mode, "reason": candidate.reason,
+            "command_prefix": list(candidate.prefix), "env": dict(candidate.env_patch),
+            "require_hardware": candidate.require_hardware, "probe": _result_json(result)})
+    chosen = next((r for r in results if r.accepted), None)
+    if chosen is not None:
+        report["chosen"] = {"mode": chosen.candidate.mode, "renderer": chosen.renderer,
+                            "software": bool(chosen.report.get("software"))}
+    elif not report["problem"]:
+        report["problem"] = "no GL candidate works on the virtual display"
+    report["next_steps"] = _next_steps(facts, results, report["problem"])
+    return report
+
+
+def render_text(report: Mapping[str, Any]) -> str:
+    facts = report["facts"]
+    rows = [
+        ("Xvfb", facts["xvfb"] or "not found"),
+        ("xpra", facts["xpra"] or "not found"),
+        ("vglrun", facts["vglrun"] or "not found"),
+        ("software Mesa", ", ".join(facts["mesa_dirs"]) or "none found"),
+        ("EGL devices", ", ".join(facts["egl_devices"]) or "none"),
+        ("NVIDIA EGL", "yes" if facts["nvidia_egl"] else "no"),
+        ("original DISPLAY", facts["original_display"] or "unset"),
+        ("VGL_DISPLAY", facts["vgl_display"] or "unset"),
+    ]
+    rows += [(name, value) for name, value in facts["loader"].items()]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"ana-headless {report['version']}", "", "Host:"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    if report["server"]:
+        server = report["server"]
+        lines += ["", f"Server: {server['kind']} ({server['reason']})"
+                  + (f", probed on {server['display']}" if "display" in server else "")]
+    lines += ["", "GL candidates, in the order auto tries them (=> chosen, ok works, -- not used):"]
+    chosen_mode = (report["chosen"] or {}).get("mode")
+    for candidate in report["candidates"]:
+        mark = "-- "
+        if candidate["probe"]["accepted"]:
+            mark = "=> " if candidate["mode"] == chosen_mode else "ok "
+        lines.append(f"  {mark}{candidate['probe']['summary']}")
+        if candidate["command_prefix"]:
+            lines.append(f"       prefix: {shlex.join(candidate['command_prefix'])}")
+        lines += [f"       env: {k}={v}" for k, v in candidate["env"].items()]
+        if candidate["probe"]["accepted"]:
+            probe = candidate["probe"]["report"]
+            lines.append(f"       GLX vendor {probe.get('glx_client_vendor')!r}, "
+                         f"OpenGL {probe.get('version')}, direct {probe.get('direct')}")
+    lines += [f"  -- {why}" for why in report["skipped"]]
+    lines.append("")
+    if report["chosen"]:
+        chosen = report["chosen"]
+        kind = "software" if chosen["software"] else "hardware"
+        lines.append(f"run would use: {chosen['mode']} ({kind}: {chosen['renderer']})")
+    else:
+        lines.append(f"no working mode: {report['problem']}")
+    if report["next_steps"]:
+        lines += ["", "Next steps:"] + [f"  - {step}" for step in report["next_steps"]]
+    return "\n".join(lines)
+
+
+def doctor(env: Mapping[str, str], as_json: bool) -> int:
+    report = diagnose(env)
+    print(json.dumps(report, indent=2) if as_json else render_text(report))
+    return 0 if report["chosen"] else 1
