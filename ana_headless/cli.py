@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable
@@ -18,10 +17,6 @@ from .errors import HeadlessError
 from .plan import GL_MODES, SERVERS, Options
 
 log = logging.getLogger("ana_headless")
-
-VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
-# The largest screen Xvfb accepts in each dimension.
-MAX_SIDE = 32767
 
 EXAMPLES = """\
 Examples:
@@ -42,13 +37,10 @@ class ScreenType(click.ParamType):  # type: ignore[type-arg]
                 ctx: click.Context | None) -> Screen:
         if isinstance(value, Screen):
             return value
-        match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", str(value).strip())
-        if match:
-            width, height, depth = map(int, match.groups())
-            if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and depth in VALID_DEPTHS:
-                return Screen(width, height, depth)
-        self.fail(f"{value!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one of "
-                  f"{', '.join(map(str, VALID_DEPTHS))}.", param, ctx)
+        try:
+            return Screen.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 class ShebangGroup(click.Group):

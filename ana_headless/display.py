@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shlex
 import shutil
@@ -28,6 +29,9 @@ from .errors import SetupError
 from .lifetime import die_with_parent
 
 X11_SOCKET_DIR = "/tmp/.X11-unix"
+VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
+# The largest screen Xvfb accepts in each dimension.
+MAX_SIDE = 32767
 STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
 
@@ -40,6 +44,17 @@ class Screen:
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}x{self.depth}"
+
+    @classmethod
+    def parse(cls, text: str) -> Screen:
+        """WxHxD, as Xvfb's -screen takes it; ValueError says what is accepted."""
+        match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
+        if match:
+            width, height, depth = map(int, match.groups())
+            if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and depth in VALID_DEPTHS:
+                return cls(width, height, depth)
+        raise ValueError(f"{text!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one "
+                         f"of {', '.join(map(str, VALID_DEPTHS))}.")
 
 
 def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes = b"") -> None:
@@ -163,7 +178,7 @@ def _stderr_tail(stream: IO[bytes]) -> str:
     return stream.read().decode(errors="replace").strip()
 
 
-def _listener_pid(address: str | bytes) -> int | None:
+def listener_pid(address: str | bytes) -> int | None:
     """The pid of the process listening on a Unix socket address, or None if nobody is."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
@@ -184,12 +199,26 @@ def _parent_pid(pid: int) -> int | None:
         return None
 
 
+def server_kind(display: str) -> str | None:
+    """xvfb or xpra: which kind of our servers listens on `display` (None if none does)."""
+    path = f"{X11_SOCKET_DIR}/X{display.lstrip(':').split('.')[0]}"
+    listener = listener_pid(b"\0" + path.encode()) or listener_pid(path)
+    if listener is None:
+        return None
+    parent = _parent_pid(listener)
+    try:
+        with open(f"/proc/{parent}/cmdline", "rb") as cmdline:
+            return "xpra" if b"xpra" in cmdline.read() else "xvfb"
+    except OSError:
+        return "xvfb"
+
+
 def check_ownership(server: XServer) -> None:
     """Every socket a client could reach for this display must be our server's (or, for
     xpra, its Xvfb's)."""
     path = server.socket_path
     addresses: list[str | bytes] = [b"\0" + path.encode(), path]
-    listeners = {pid for pid in map(_listener_pid, addresses) if pid is not None}
+    listeners = {pid for pid in map(listener_pid, addresses) if pid is not None}
     if not listeners:
         raise SetupError(f"display {server.display} accepts no connection")
     ours = server.process.pid

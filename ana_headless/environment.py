@@ -9,6 +9,8 @@ from collections.abc import Mapping
 DISPLAY_VAR = "ANA_HEADLESS_DISPLAY"
 MODE_VAR = "ANA_HEADLESS_MODE"
 RENDERER_VAR = "ANA_HEADLESS_RENDERER"
+# The DISPLAY the user had, for VirtualGL's 3D server and for headless_info.
+ORIGINAL_DISPLAY_VAR = "ANA_HEADLESS_ORIGINAL_DISPLAY"
 
 EnvPatch = Mapping[str, "str | None"]
 
@@ -24,6 +26,14 @@ def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:
     return result
 
 
+def patch_between(base: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str | None]:
+    """The patch that turns `base` into `env`: apply_patch(base, patch_between(base, env))."""
+    patch: dict[str, str | None] = {name: value for name, value in env.items()
+                                    if base.get(name) != value}
+    patch.update((name, None) for name in base if name not in env)
+    return patch
+
+
 def display_patch(display: str, xauthority: str, runtime_dir: str | None,
                   base: Mapping[str, str]) -> dict[str, str | None]:
     """What every child of a virtual display gets (SPEC §3), before its GL mode's own patch."""
@@ -31,6 +41,7 @@ def display_patch(display: str, xauthority: str, runtime_dir: str | None,
         "DISPLAY": display,
         "XAUTHORITY": xauthority,
         DISPLAY_VAR: display,
+        ORIGINAL_DISPLAY_VAR: base.get("DISPLAY"),
         # Qt and GTK prefer Wayland when they see it: the child would open the user's session.
         "WAYLAND_DISPLAY": None,
     }

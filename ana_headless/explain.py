@@ -6,6 +6,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .environment import patch_between
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -35,9 +36,8 @@ def describe_plan(plan: Plan, argv: Sequence[str]) -> str:
 
 def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
     """The variables that differ between what we inherited and what the child gets."""
-    changes = [f"{name}={env[name]}" for name in sorted(env) if base.get(name) != env[name]]
-    changes.extend(f"-{name}" for name in sorted(base) if name not in env)
-    return changes
+    return [f"{name}={value}" if value is not None else f"-{name}"
+            for name, value in sorted(patch_between(base, env).items())]
 
 
 def describe_setup(setup: Setup, command: Sequence[str], base: Mapping[str, str]) -> str:

@@ -46,17 +46,16 @@ def _int_list(*values: int) -> Any:
     return (ctypes.c_int * (len(values) + 1))(*values, 0)
 
 
-def mapped_gl_libraries() -> list[str]:
-    """The GL libraries the loader actually mapped: the proof of which libGL was used."""
-    found: list[str] = []
+def mapped_libraries(prefixes: tuple[str, ...] = _GL_LIBRARY_NAMES) -> list[str]:
+    """The libraries whose names start with `prefixes` that the loader actually mapped into
+    this process: the proof of which libGL (and which faker) is in use."""
+    found: dict[str, None] = {}
     with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
         for line in maps:
             path = line.rstrip("\n").partition("/")[2]
-            name = os.path.basename(path)
-            if (path and name.startswith(_GL_LIBRARY_NAMES)
-                    and "/" + path not in found):
-                found.append("/" + path)
-    return found
+            if path and os.path.basename(path).startswith(prefixes):
+                found["/" + path] = None
+    return list(found)
 
 
 def probe() -> None:
@@ -121,7 +120,7 @@ def probe() -> None:
     pixel = (ctypes.c_ubyte * 4)()
     gl.glReadPixels(0, 0, 1, 1, GL_RGBA, GL_UNSIGNED_BYTE, pixel)
     result["pixel"] = list(pixel[:3])
-    result["libraries"] = mapped_gl_libraries()
+    result["libraries"] = mapped_libraries()
     if any(abs(got - want) > 1 for got, want in zip(pixel[:3], EXPECTED, strict=False)):
         _fail(result, f"read back {list(pixel[:3])} instead of {list(EXPECTED)}")
     print(json.dumps(result))

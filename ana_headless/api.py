@@ -1,0 +1,210 @@
+"""The Python API: `ensure_headless()` for any Qt / OpenGL script, `HeadlessAnatomist()` for
+Anatomist (SPEC §6)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import facts as host_facts
+from .display import Screen, server_kind
+from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
+from .errors import HeadlessError, UsageError
+from .inprocess import (
+    REEXEC_VAR,
+    already_headless,
+    apply_in_place,
+    keep_until_exit,
+    loop_guard,
+    reexec,
+    reexec_command,
+    what_is_loaded,
+    why_reexec_cannot_work,
+)
+from .plan import GL_MODES, SERVERS, Options, make_plan
+from .session import headless_display
+
+log = logging.getLogger("ana_headless")
+
+IMPLEMENTATIONS = ("direct", "threaded", "socket", "notebook", "headless")
+FALLBACKS = ("error", "onscreen")
+
+
+@dataclass(frozen=True)
+class HeadlessInfo:
+    """What was set up; the fields of upstream Anatomist's headless result, and more."""
+
+    headless: bool
+    display: str | None
+    original_display: str | None
+    server: str | None
+    mode: str
+    renderer: str
+    virtualgl: bool
+    mesa: bool
+    reexec: bool
+    qtapp: str | None
+
+
+_current: HeadlessInfo | None = None
+
+
+def _options(env: Mapping[str, str], allow_virtualgl: bool, force_virtualgl: bool) -> Options:
+    """The launcher's options, from the same environment variables its CLI reads."""
+    gl = env.get("ANA_HEADLESS_GL", "auto")
+    server = env.get("ANA_HEADLESS_SERVER", "auto")
+    if gl not in GL_MODES or server not in SERVERS:
+        raise UsageError(f"ANA_HEADLESS_GL={gl!r} / ANA_HEADLESS_SERVER={server!r}: accepted "
+                         f"values are {', '.join(GL_MODES)} / {', '.join(SERVERS)}")
+    try:
+        screen = Screen.parse(env.get("ANA_HEADLESS_SCREEN", "1280x1024x24"))
+        timeout = float(env.get("ANA_HEADLESS_TIMEOUT", "10"))
+    except ValueError as error:
+        raise UsageError(f"ANA_HEADLESS_SCREEN / ANA_HEADLESS_TIMEOUT: {error}") from error
+    allowed = env.get("ANA_HEADLESS_ALLOW_VIRTUALGL", "1").lower() not in ("0", "false", "no")
+    return Options(gl=gl, server=server, allow_virtualgl=allow_virtualgl and allowed,
+                   force_virtualgl=force_virtualgl, vgl_display=env.get("VGL_DISPLAY") or None,
+                   mesa_dir=env.get("ANA_HEADLESS_MESA_DIR") or None, screen=screen,
+                   timeout=timeout)
+
+
+def _launcher_flags(options: Options, mode: str | None) -> list[str]:
+    flags = ["--gl", mode] if mode else []
+    if not options.allow_virtualgl:
+        flags.append("--no-virtualgl")
+    if options.force_virtualgl:
+        flags.append("--force-virtualgl")
+    return flags
+
+
+def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> HeadlessInfo:
+    mode = env.get(MODE_VAR, "server")
+    display = env["DISPLAY"]
+    return HeadlessInfo(
+        headless=True, display=display, original_display=env.get(ORIGINAL_DISPLAY_VAR),
+        server=server_kind(display), mode=mode, renderer=env.get(RENDERER_VAR, ""),
+        virtualgl=mode == "virtualgl", mesa=mode == "mesa", reexec=bool(env.get(REEXEC_VAR)),
+        qtapp=qtapp)
+
+
+def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
+    warnings.warn(f"ana-headless: not headless ({reason}); going on with the on-screen "
+                  f"display {os.environ.get('DISPLAY')!r}, as fallback='onscreen' asks",
+                  RuntimeWarning, stacklevel=3)
+    display = os.environ.get("DISPLAY")
+    return HeadlessInfo(headless=False, display=display, original_display=display, server=None,
+                        mode="onscreen", renderer="", virtualgl=False, mesa=False, reexec=False,
+                        qtapp=qtapp)
+
+
+def _restart_under_launcher(reason: str, flags: list[str], fallback: str,
+                            qtapp: str | None) -> HeadlessInfo:
+    """Re-execute the whole program under the launcher, or say why that cannot be done."""
+    impossible = why_reexec_cannot_work(sys.orig_argv, sys.modules)
+    if impossible:
+        if fallback == "onscreen":
+            return _onscreen(f"{reason}, and {impossible}", qtapp)
+        raise HeadlessError(
+            f"cannot go headless in this process: {reason}, and it cannot be restarted "
+            f"because {impossible}. Run the script with `ana-headless run SCRIPT`, or call "
+            "ensure_headless() / HeadlessAnatomist() before importing Qt or OpenGL.")
+    log.info("restarting under ana-headless: %s", reason)
+    reexec(reexec_command(sys.orig_argv, flags), os.environ)
+
+
+def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
+                    fallback: str = "error") -> HeadlessInfo:
+    """Make this process headless: in place when safe, else by restarting it under the
+    launcher (os.execv, same command line). Returns what was set up."""
+    global _current
+    if fallback not in FALLBACKS:
+        raise UsageError(f"fallback={fallback!r}: accepted values are {', '.join(FALLBACKS)}")
+    if _current is not None:
+        return _current
+    loaded = what_is_loaded()
+    if already_headless(os.environ):
+        _current = _info_from_environment(os.environ, loaded.qt_application)
+        return _current
+    loop_guard(os.environ)
+    options = _options(os.environ, allow_virtualgl, force_virtualgl)
+    if loaded.too_late:
+        return _restart_under_launcher(loaded.describe(), _launcher_flags(options, None),
+                                       fallback, loaded.qt_application)
+    base_env = dict(os.environ)
+    stack = contextlib.ExitStack()
+    try:
+        plan = make_plan(host_facts.gather(base_env), options)
+        setup = stack.enter_context(headless_display(plan, options, base_env))
+    except HeadlessError as error:
+        stack.close()
+        if fallback == "onscreen":
+            return _onscreen(str(error), None)
+        raise
+    chosen = setup.chosen.candidate
+    if chosen.prefix or chosen.env_patch:
+        # vglrun's LD_PRELOAD or Mesa's LD_LIBRARY_PATH only work from a process's start.
+        stack.close()
+        needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
+        return _restart_under_launcher(f"the {chosen.mode} mode needs {needs} set when the "
+                                       "process starts", _launcher_flags(options, chosen.mode),
+                                       fallback, None)
+    apply_in_place(patch_between(base_env, setup.env))
+    keep_until_exit(stack)
+    log.info("headless in place on %s (%s, %s)", setup.server.display, chosen.mode,
+             setup.chosen.renderer)
+    _current = HeadlessInfo(
+        headless=True, display=setup.server.display,
+        original_display=base_env.get("DISPLAY"), server=setup.server.kind, mode=chosen.mode,
+        renderer=setup.chosen.renderer, virtualgl=False, mesa=False, reexec=False, qtapp=None)
+    return _current
+
+
+def _resolve(implementation: str) -> tuple[str, str]:
+    """(module, class) of an implementation name or a dotted module.Class path."""
+    if implementation in IMPLEMENTATIONS:
+        # 'headless' is upstream's name for this very entry point: the direct API behind it.
+        name = "direct" if implementation == "headless" else implementation
+        return f"anatomist.{name}.api", "Anatomist"
+    module, _, class_name = implementation.rpartition(".")
+    if not module or not class_name:
+        raise UsageError(f"implementation={implementation!r}: use one of "
+                         f"{', '.join(IMPLEMENTATIONS)} or a dotted module.Class path")
+    return module, class_name
+
+
+def HeadlessAnatomist(*args: Any, implementation: str = "direct",
+                      allow_virtualgl: bool = True, force_virtualgl: bool = False,
+                      fallback: str = "error", **kwargs: Any) -> Any:
+    """The Anatomist API object, in a headless process; `headless_info` tells what was set up.
+
+    `*args` and the other keyword arguments go to the Anatomist constructor.
+    """
+    module_name, class_name = _resolve(implementation)
+    # Only look the package up: importing it may import Qt, which must wait for the display.
+    if importlib.util.find_spec(module_name.split(".")[0]) is None:
+        raise HeadlessError(
+            f"cannot import {module_name.split('.')[0]!r}: Anatomist's Python API "
+            "(pyanatomist) comes with BrainVISA (https://brainvisa.info, installed with "
+            "pixi or conda), not from PyPI. ensure_headless() works without it.")
+    info = ensure_headless(allow_virtualgl, force_virtualgl, fallback)
+    if implementation in IMPLEMENTATIONS:
+        anatomist = importlib.import_module("anatomist")
+        anatomist.setDefaultImplementation(module_name.split(".")[1])
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise HeadlessError(f"implementation={implementation!r}: {error}") from error
+    instance = cls(*args, **kwargs)
+    instance.headless_info = info
+    return instance
+
+
+Anatomist = HeadlessAnatomist
