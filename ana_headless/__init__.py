@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._version import __version__
 from .errors import HeadlessError
 
@@ -16,7 +14,7 @@ __all__ = ["Anatomist", "HeadlessAnatomist", "HeadlessError", "HeadlessInfo", "_
            "ensure_headless"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # The API pulls in the launcher's machinery: imported on first use only, so that
     # `import ana_headless` and the CLI stay cheap.
     if name in ("Anatomist", "HeadlessAnatomist", "HeadlessInfo", "ensure_headless"):

@@ -147,7 +147,8 @@ def _launch(argv: list[str], params: dict[str, Any], script: str | None = None) 
                                  path=os.environ.get("PATH", os.defpath))
         if script is not None:
             check_runnable(script, python_script=True, path="")
-        status = launch(argv, options, explain=params["explain"], dry_run=params["dry_run"])
+        status = launch(argv, options, explain=params["explain"], dry_run=params["dry_run"],
+                        started=click.get_current_context().obj)
     except HeadlessError as error:
         _report(error, params["verbose"])
         sys.exit(error.exit_status)

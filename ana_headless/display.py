@@ -5,28 +5,24 @@ it accepts connections: no lock-file scanning to race with other launchers, and 
 number alone does not prove the socket behind it is ours (another server in a container that
 shares the network namespace may hold the same abstract name), so before handing the display
 over we ask the kernel who is listening on it (`SO_PEERCRED`).
+
+Starting is split in two, `spawn_server` and `PendingServer.wait_ready`, so that the launcher
+can do its other work while the server initialises. Light on imports for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
-import shlex
-import shutil
 import signal
-import socket
 import struct
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import IO
+from typing import NamedTuple
 
 from .errors import SetupError
-from .lifetime import die_with_parent
+from .lifetime import PrivateDirectory, spawn, wait_pid, which
 
 X11_SOCKET_DIR = "/tmp/.X11-unix"
 VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
@@ -36,8 +32,7 @@ STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
 
 
-@dataclass(frozen=True)
-class Screen:
+class Screen(NamedTuple):
     width: int
     height: int
     depth: int
@@ -48,9 +43,9 @@ class Screen:
     @classmethod
     def parse(cls, text: str) -> Screen:
         """WxHxD, as Xvfb's -screen takes it; ValueError says what is accepted."""
-        match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text.strip())
-        if match:
-            width, height, depth = map(int, match.groups())
+        parts = text.strip().split("x")
+        if len(parts) == 3 and all(part.isdigit() for part in parts):
+            width, height, depth = map(int, parts)
             if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and depth in VALID_DEPTHS:
                 return cls(width, height, depth)
         raise ValueError(f"{text!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one "
@@ -104,8 +99,10 @@ def xpra_command(screen: Screen, displayfd: int, auth_file: str, private_dir: st
     xpra starts its own Xvfb; `setpriv --pdeathsig` makes that one die with xpra, as xpra
     dies with us, so that a SIGKILL anywhere up the chain still leaves no server.
     """
+    import shlex
+
     xvfb = ["Xvfb", *_xvfb_arguments(screen, auth_file)]
-    if shutil.which("setpriv"):
+    if which("setpriv"):
         xvfb = ["setpriv", "--pdeathsig", "TERM", *xvfb]
     return [
         "xpra", "start", "--daemon=no", f"--displayfd={displayfd}", f"--xvfb={shlex.join(xvfb)}",
@@ -118,19 +115,24 @@ def xpra_command(screen: Screen, displayfd: int, auth_file: str, private_dir: st
     ]
 
 
+def _name(kind: str) -> str:
+    return "Xvfb" if kind == "xvfb" else "xpra"
+
+
 class XServer:
     """A running virtual X server owned by this process."""
 
-    def __init__(self, kind: str, process: subprocess.Popen[bytes], number: int,
-                 stderr: IO[bytes], private_dir: str) -> None:
+    def __init__(self, kind: str, pid: int, number: int, log_path: str,
+                 private_dir: str) -> None:
         self.kind = kind
-        self.process = process
+        self.pid = pid
         self.number = number
         self.display = f":{number}"
-        self._stderr = stderr
+        self.log_path = log_path
         self._private_dir = private_dir
         # The process that listens on the display: the server, or the Xvfb under xpra.
         self.listener: int | None = None
+        self.returncode: int | None = None
 
     @property
     def socket_path(self) -> str:
@@ -138,31 +140,33 @@ class XServer:
 
     def stop(self) -> None:
         """Ask it to stop, wait with a deadline, then SIGKILL; remove what a killed one leaves."""
-        if self.process.poll() is None:
+        if self.returncode is None:
             self._ask_to_stop()
-            try:
-                self.process.wait(STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.listener not in (None, self.process.pid):
+            self.returncode = wait_pid(self.pid, STOP_DEADLINE)
+            if self.returncode is None:
+                os.kill(self.pid, signal.SIGKILL)
+                self.returncode = wait_pid(self.pid, None)
+        if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
-        if self.process.returncode == -signal.SIGKILL:
+        if self.returncode == -signal.SIGKILL:
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
             for leftover in (self.socket_path, f"/tmp/.X{self.number}-lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
-        self._stderr.close()
 
     def _ask_to_stop(self) -> None:
         if self.kind == "xpra":
             # xpra's own stop command shuts down its Xvfb and removes its sockets.
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            import subprocess
+
+            try:
                 subprocess.run(["xpra", "stop", f"--socket-dirs={self._private_dir}",
                                 self.display], stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=STOP_DEADLINE, check=False)
                 return
-        self.process.send_signal(signal.SIGTERM)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        os.kill(self.pid, signal.SIGTERM)
 
 
 def _wait_gone(pid: int) -> None:
@@ -172,14 +176,22 @@ def _wait_gone(pid: int) -> None:
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-def _stderr_tail(stream: IO[bytes]) -> str:
-    stream.seek(0, os.SEEK_END)
-    stream.seek(max(0, stream.tell() - _STDERR_TAIL))
-    return stream.read().decode(errors="replace").strip()
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - _STDERR_TAIL))
+            return log.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def listener_pid(address: str | bytes) -> int | None:
     """The pid of the process listening on a Unix socket address, or None if nobody is."""
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(address)
@@ -221,7 +233,7 @@ def check_ownership(server: XServer) -> None:
     listeners = {pid for pid in map(listener_pid, addresses) if pid is not None}
     if not listeners:
         raise SetupError(f"display {server.display} accepts no connection")
-    ours = server.process.pid
+    ours = server.pid
     strangers = [pid for pid in listeners if ours not in (pid, _parent_pid(pid))]
     if strangers:
         raise SetupError(f"display {server.display} is served by process {strangers[0]}, "
@@ -229,53 +241,68 @@ def check_ownership(server: XServer) -> None:
     server.listener = listeners.pop()
 
 
-def start_server(kind: str, screen: Screen, auth_file: str, private_dir: str,
-                 timeout: float) -> XServer:
-    """Start Xvfb or xpra; return it once it accepts connections, SetupError otherwise."""
-    name = "Xvfb" if kind == "xvfb" else "xpra"
-    read_end, write_end = os.pipe()
-    # A file, not a pipe, takes the server's output: it can never fill up and block the
-    # server, and its tail is there to quote if the server fails.
-    output = tempfile.TemporaryFile()
-    if kind == "xvfb":
-        command = xvfb_command(screen, write_end, auth_file)
-    else:
-        command = xpra_command(screen, write_end, auth_file, private_dir)
-    try:
-        process = subprocess.Popen(
-            command, pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=output,
-            stderr=output,
-            # Its own session: a ^C on the terminal is for the child; the server must stay up
-            # until the child has ended.
-            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
-            env={**os.environ, "XDG_RUNTIME_DIR": private_dir})
-    except OSError as error:
-        output.close()
-        raise SetupError(f"cannot start {name}: {error.strerror}") from error
-    finally:
-        os.close(write_end)
-    try:
-        number = _read_display_number(name, read_end, process, timeout)
-        server = XServer(kind, process, number, output, private_dir)
-    except SetupError as error:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        error.details = _stderr_tail(output)
-        output.close()
-        raise
-    finally:
-        os.close(read_end)
-    try:
-        check_ownership(server)
-    except SetupError:
-        server.stop()
-        raise
-    return server
+class PendingServer:
+    """A server that was started and has not yet said its display number."""
+
+    def __init__(self, kind: str, screen: Screen, auth_file: str, private_dir: str) -> None:
+        self.kind = kind
+        self.screen = screen
+        self.private_dir = private_dir
+        # A file, not a pipe, takes the server's output: it can never fill up and block the
+        # server, and its tail is there to quote if the server fails.
+        self.log_path = os.path.join(private_dir, f"{kind}.log")
+        self._read_end, write_end = os.pipe()
+        if kind == "xvfb":
+            command = xvfb_command(screen, write_end, auth_file)
+        else:
+            command = xpra_command(screen, write_end, auth_file, private_dir)
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                      0o600)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            self.pid = spawn(
+                command, env={**os.environ, "XDG_RUNTIME_DIR": private_dir},
+                stdin=null, stdout=log, stderr=log, keep_fds=(write_end,),
+                # Its own session: a ^C on the terminal is for the child; the server must stay
+                # up until the child has ended.
+                new_session=True, parent_death_signal="TERM")
+        except OSError as error:
+            os.close(self._read_end)
+            raise SetupError(f"cannot start {_name(kind)}: {error.strerror}") from error
+        finally:
+            for fd in (write_end, log, null):
+                os.close(fd)
+
+    def wait_ready(self, timeout: float) -> XServer:
+        """The running server once it accepts connections and is ours; SetupError otherwise."""
+        try:
+            number = _read_display_number(_name(self.kind), self._read_end, self.pid, timeout)
+        except SetupError as error:
+            if wait_pid(self.pid, 0) is None:
+                os.kill(self.pid, signal.SIGKILL)
+                wait_pid(self.pid, None)
+            error.details = _log_tail(self.log_path)
+            raise
+        finally:
+            os.close(self._read_end)
+        server = XServer(self.kind, self.pid, number, self.log_path, self.private_dir)
+        try:
+            check_ownership(server)
+        except SetupError:
+            server.stop()
+            raise
+        return server
+
+    def discard(self) -> None:
+        """Stop a server nobody will use (it may or may not be ready)."""
+        os.close(self._read_end)
+        os.kill(self.pid, signal.SIGTERM)
+        if wait_pid(self.pid, STOP_DEADLINE) is None:
+            os.kill(self.pid, signal.SIGKILL)
+            wait_pid(self.pid, None)
 
 
-def _read_display_number(name: str, read_end: int, process: subprocess.Popen[bytes],
-                         timeout: float) -> int:
+def _read_display_number(name: str, read_end: int, pid: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     received = b""
     while not received.endswith(b"\n"):
@@ -288,10 +315,37 @@ def _read_display_number(name: str, read_end: int, process: subprocess.Popen[byt
         chunk = os.read(read_end, 64)
         if not chunk:
             # The write end closed without a number: the server exited (or closed it).
-            try:
-                status = process.wait(max(remaining, 1.0))
-            except subprocess.TimeoutExpired:
-                raise SetupError(f"{name} closed its display pipe without a number") from None
+            status = wait_pid(pid, max(remaining, 1.0))
+            if status is None:
+                raise SetupError(f"{name} closed its display pipe without a number")
             raise SetupError(f"{name} exited with status {status} before it was ready")
         received += chunk
     return int(received)
+
+
+class ServerStart:
+    """A private directory with a fresh cookie, and a server starting in it."""
+
+    def __init__(self, kind: str, screen: Screen) -> None:
+        self.kind = kind
+        self.screen = screen
+        # Set by the session that adopts it, or stops it as not what its plan wants.
+        self.claimed = False
+        self.private = PrivateDirectory()
+        try:
+            self.cookie = os.urandom(16)
+            server_auth = os.path.join(self.private.path, "server-auth")
+            write_auth_file(server_auth, self.cookie)
+            self.pending = PendingServer(kind, screen, server_auth, self.private.path)
+        except BaseException:
+            self.private.remove()
+            raise
+        try:
+            self.private.guard()
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        self.pending.discard()
+        self.private.remove()

@@ -15,8 +15,9 @@ from ._version import __version__
 from .errors import HeadlessError
 from .facts import HostFacts, gather
 from .plan import Options, make_plan
-from .probe import ProbeResult, run_probe
-from .session import virtual_display
+from .probe import ProbeResult, remember, run_probe
+from .probecache import ProbeCache, cache_path
+from .session import probe_key_for, virtual_display
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
@@ -56,6 +57,11 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
         with virtual_display(plan, Options(), env) as (server, display_env):
             report["server"]["display"] = server.display
             results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+        # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
+        cache = ProbeCache(cache_path(env))
+        for result in results:
+            remember(cache, probe_key_for(plan, Options(), result.candidate, env), result)
+        cache.save()
     except HeadlessError as error:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")
     for result in results:

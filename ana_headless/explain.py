@@ -41,7 +41,7 @@ def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
 
 
 def describe_setup(setup: Setup, command: Sequence[str], base: Mapping[str, str]) -> str:
-    lines = [f"display {setup.server.display} (pid {setup.server.process.pid})"]
+    lines = [f"display {setup.server.display} (pid {setup.server.pid})"]
     lines.extend(f"probe {attempt.summary()}" for attempt in setup.attempts)
     lines.append("child environment changes:")
     lines.extend(f"  {change}" for change in env_changes(base, setup.env))

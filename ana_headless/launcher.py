@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from types import FrameType
 
 from . import facts as host_facts
+from .display import ServerStart
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .explain import describe_plan, describe_setup
 from .lifetime import FORWARDED_SIGNALS, die_with_parent
@@ -109,11 +110,8 @@ def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 
 def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
-           dry_run: bool = False) -> int:
+           dry_run: bool = False, started: ServerStart | None = None) -> int:
     """The whole of `run` and `exec`: returns the exit status of SPEC §4."""
-    # A parent that ignores SIGCHLD would make the kernel reap our probes and child before we
-    # can read their status.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     base_env = dict(os.environ)
     plan = make_plan(host_facts.gather(base_env), options)
     if explain or dry_run:
@@ -122,7 +120,7 @@ def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
             return 0
     with ExitStack() as stack:
         with _abort_on_signals():
-            setup = stack.enter_context(headless_display(plan, options, base_env))
+            setup = stack.enter_context(headless_display(plan, options, base_env, started))
         command = [*setup.prefix, *argv]
         if explain:
             print(describe_setup(setup, command, base_env), file=sys.stderr)

@@ -47,6 +47,7 @@ class Candidate:
 class Plan:
     server: str
     server_reason: str
+    server_binary: str | None
     candidates: tuple[Candidate, ...]
     # Modes left out before any probe, each with why.
     skipped: tuple[str, ...] = ()
@@ -139,4 +140,5 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
             candidates.append(built)
     if not candidates:
         raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
-    return Plan(server, server_reason, tuple(candidates), tuple(skipped))
+    binary = facts.xvfb if server == "xvfb" else facts.xpra
+    return Plan(server, server_reason, binary, tuple(candidates), tuple(skipped))

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .environment import apply_patch
 from .plan import Candidate
+from .probecache import ProbeCache
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glprobe.py")
 PROBE_DEADLINE = 20.0
@@ -25,6 +26,8 @@ class ProbeResult:
     report: Mapping[str, Any] = field(default_factory=dict)
     # Why it was not used: the probe's error, or its output when it crashed.
     problem: str = ""
+    # Taken from the probe cache: nothing the probe depends on changed since it ran.
+    cached: bool = False
 
     @property
     def renderer(self) -> str:
@@ -35,6 +38,9 @@ class ProbeResult:
         return self.ok and not (self.candidate.require_hardware and self.report.get("software"))
 
     def summary(self) -> str:
+        return self._summary() + (" [cached probe]" if self.cached else "")
+
+    def _summary(self) -> str:
         if not self.ok:
             return f"{self.candidate.mode}: failed: {self.problem}"
         if not self.accepted:
@@ -75,13 +81,33 @@ def run_probe(candidate: Candidate, env: Mapping[str, str],
     return ProbeResult(candidate, False, report, problem=problem)
 
 
-def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str]
+def cached_probe(candidate: Candidate, env: Mapping[str, str], cache: ProbeCache,
+                 key: str) -> ProbeResult:
+    """The cached result for `key`, or a fresh probe (then remembered)."""
+    entry = cache.get(key)
+    if entry is not None:
+        return ProbeResult(candidate, bool(entry.get("ok")), entry.get("report", {}),
+                           str(entry.get("problem", "")), cached=True)
+    result = run_probe(candidate, env)
+    remember(cache, key, result)
+    return result
+
+
+def remember(cache: ProbeCache, key: str, result: ProbeResult) -> None:
+    cache.put(key, {"ok": result.ok, "report": dict(result.report), "problem": result.problem})
+
+
+def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str],
+                   cache: ProbeCache, key_of: Callable[[Candidate], str]
                    ) -> tuple[ProbeResult | None, list[ProbeResult]]:
     """Probe candidates in order; return the first accepted one and every attempt."""
     attempts: list[ProbeResult] = []
-    for candidate in candidates:
-        result = run_probe(candidate, env)
-        attempts.append(result)
-        if result.accepted:
-            return result, attempts
-    return None, attempts
+    try:
+        for candidate in candidates:
+            result = cached_probe(candidate, env, cache, key_of(candidate))
+            attempts.append(result)
+            if result.accepted:
+                return result, attempts
+        return None, attempts
+    finally:
+        cache.save()

@@ -10,12 +10,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .display import XServer, inherited_auth, start_server, write_auth_file
+from .display import ServerStart, XServer, inherited_auth, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
-from .lifetime import PrivateDirectory
-from .plan import Options, Plan
-from .probe import ProbeResult, first_accepted
+from .plan import Candidate, Options, Plan
+from .probe import PROBE_SCRIPT, ProbeResult, first_accepted
+from .probecache import ProbeCache, cache_path, probe_key
 
 log = logging.getLogger("ana_headless")
 
@@ -31,27 +31,39 @@ class Setup:
     attempts: tuple[ProbeResult, ...]
 
 
+def probe_key_for(plan: Plan, options: Options, candidate: Candidate,
+                  base_env: Mapping[str, str]) -> str:
+    return probe_key(candidate, base_env, plan.server_binary, options.screen.depth,
+                     PROBE_SCRIPT)
+
+
 @contextmanager
-def virtual_display(plan: Plan, options: Options,
-                    base_env: Mapping[str, str]) -> Iterator[tuple[XServer, dict[str, str]]]:
-    """Start the plan's server; yield it with the environment of a child on it (no GL yet)."""
-    private = PrivateDirectory()
+def virtual_display(plan: Plan, options: Options, base_env: Mapping[str, str],
+                    started: ServerStart | None = None
+                    ) -> Iterator[tuple[XServer, dict[str, str]]]:
+    """Start the plan's server (or adopt the one `started` early, if it is what the plan
+    wants); yield it with the environment of a child on it (no GL yet)."""
+    if started is not None:
+        started.claimed = True
+        if (started.kind, started.screen) != (plan.server, options.screen):
+            log.debug("the server started early is not the one wanted: stopping it")
+            started.discard()
+            started = None
+    if started is None:
+        log.info("starting %s (screen %s)", plan.server, options.screen)
+        started = ServerStart(plan.server, options.screen)
+    private = started.private
     try:
-        cookie = os.urandom(16)
-        server_auth = os.path.join(private.path, "server-auth")
-        write_auth_file(server_auth, cookie)
         runtime_dir = None
         if not base_env.get("XDG_RUNTIME_DIR"):
             runtime_dir = os.path.join(private.path, "runtime")
             os.mkdir(runtime_dir, 0o700)
-        log.info("starting %s (screen %s)", plan.server, options.screen)
-        server = start_server(plan.server, options.screen, server_auth, private.path,
-                              options.timeout)
+        server = started.pending.wait_ready(options.timeout)
         try:
-            log.info("display %s ready (%s pid %d)", server.display, plan.server,
-                     server.process.pid)
+            log.info("display %s ready (%s pid %d)", server.display, plan.server, server.pid)
             client_auth = os.path.join(private.path, "Xauthority")
-            write_auth_file(client_auth, cookie, str(server.number), inherited_auth(base_env))
+            write_auth_file(client_auth, started.cookie, str(server.number),
+                            inherited_auth(base_env))
             patch = display_patch(server.display, client_auth, runtime_dir, base_env)
             yield server, apply_patch(base_env, patch)
         finally:
@@ -61,10 +73,13 @@ def virtual_display(plan: Plan, options: Options,
 
 
 @contextmanager
-def headless_display(plan: Plan, options: Options, base_env: Mapping[str, str]) -> Iterator[Setup]:
+def headless_display(plan: Plan, options: Options, base_env: Mapping[str, str],
+                     started: ServerStart | None = None) -> Iterator[Setup]:
     """Start the plan's server, probe its GL candidates, and yield what the child gets."""
-    with virtual_display(plan, options, base_env) as (server, display_env):
-        chosen, attempts = first_accepted(plan.candidates, display_env)
+    with virtual_display(plan, options, base_env, started) as (server, display_env):
+        cache = ProbeCache(cache_path(base_env))
+        chosen, attempts = first_accepted(plan.candidates, display_env, cache,
+                                          lambda c: probe_key_for(plan, options, c, base_env))
         for attempt in attempts:
             log.info("GL %s", attempt.summary())
         if chosen is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,9 +27,13 @@ MESA_LIB = VENDOR_CACHE / "mesa" / "lib"
 ANA_HEADLESS = str(Path(sys.executable).parent / "ana-headless")
 
 
+# The tests' own probe cache, apart from the user's (SPEC: cached per host).
+PROBE_CACHE = Path(tempfile.mkdtemp(prefix="ana-tests-cache-")) / "probes.json"
+
+
 def ana_env(**overrides: str | None) -> dict[str, str]:
     """The environment a user would have: the fixtures importable (the anatomist stand-in)."""
-    env = dict(os.environ)
+    env = dict(os.environ, ANA_HEADLESS_PROBE_CACHE=str(PROBE_CACHE))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FIXTURES), env.get("PYTHONPATH")]))
     for name, value in overrides.items():
         if value is None:
@@ -63,6 +69,12 @@ def leftovers() -> set[str]:
     return ({f"process {pid}" for pid in ours_running()}
             | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
             | set(glob.glob("/tmp/ana-headless-*")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_probe_cache() -> Iterator[None]:
+    yield
+    shutil.rmtree(PROBE_CACHE.parent, ignore_errors=True)
 
 
 @pytest.fixture
