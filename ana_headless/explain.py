@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .environment import patch_between
 from .plan import Plan
+from .probe import ProbeResult
 
 if TYPE_CHECKING:
     from .session import Setup
@@ -19,7 +20,9 @@ def _lines(lines: Sequence[str]) -> str:
     return "\n".join(_PREFIX + line for line in lines)
 
 
-def describe_plan(plan: Plan, argv: Sequence[str]) -> str:
+def describe_plan(plan: Plan, argv: Sequence[str],
+                  known: Sequence[ProbeResult | None] = ()) -> str:
+    """The plan; `known` holds, per candidate, its cached probe result if there is one."""
     lines = [f"server: {plan.server} ({plan.server_reason})", "GL candidates, in order:"]
     for number, candidate in enumerate(plan.candidates, 1):
         condition = " if its renderer is hardware" if candidate.require_hardware else ""
@@ -28,8 +31,12 @@ def describe_plan(plan: Plan, argv: Sequence[str]) -> str:
             lines.append(f"     prefix: {shlex.join(candidate.prefix)}")
         for name, value in candidate.env_patch.items():
             lines.append(f"     env: {name}={value}" if value is not None else f"     env: -{name}")
+        result = known[number - 1] if number <= len(known) else None
+        lines.append(f"     probe: {result.summary()}" if result else
+                     "     probe: needed (nothing cached for these facts)")
     lines.extend(f"  not a candidate: {why}" for why in plan.skipped)
-    lines.append("each candidate is probed on the virtual display before the child starts")
+    lines.append("candidates are tried in order until one is accepted; a cached probe is "
+                 "reused while the facts it depends on are unchanged")
     lines.append(f"command: {shlex.join(argv)}")
     return _lines(lines)
 

@@ -18,7 +18,7 @@ from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .explain import describe_plan, describe_setup
 from .lifetime import FORWARDED_SIGNALS, die_with_parent
 from .plan import Options, make_plan
-from .session import headless_display
+from .session import cached_results, headless_display
 
 log = logging.getLogger("ana_headless")
 
@@ -115,7 +115,8 @@ def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
     base_env = dict(os.environ)
     plan = make_plan(host_facts.gather(base_env), options)
     if explain or dry_run:
-        print(describe_plan(plan, argv), file=sys.stderr)
+        print(describe_plan(plan, argv, cached_results(plan, options, base_env)),
+              file=sys.stderr)
         if dry_run:
             return 0
     with ExitStack() as stack:

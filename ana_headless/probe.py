@@ -81,13 +81,20 @@ def run_probe(candidate: Candidate, env: Mapping[str, str],
     return ProbeResult(candidate, False, report, problem=problem)
 
 
+def cached(candidate: Candidate, cache: ProbeCache, key: str) -> ProbeResult | None:
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    return ProbeResult(candidate, bool(entry.get("ok")), entry.get("report", {}),
+                       str(entry.get("problem", "")), cached=True)
+
+
 def cached_probe(candidate: Candidate, env: Mapping[str, str], cache: ProbeCache,
                  key: str) -> ProbeResult:
     """The cached result for `key`, or a fresh probe (then remembered)."""
-    entry = cache.get(key)
-    if entry is not None:
-        return ProbeResult(candidate, bool(entry.get("ok")), entry.get("report", {}),
-                           str(entry.get("problem", "")), cached=True)
+    known = cached(candidate, cache, key)
+    if known is not None:
+        return known
     result = run_probe(candidate, env)
     remember(cache, key, result)
     return result

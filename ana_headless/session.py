@@ -14,7 +14,7 @@ from .display import ServerStart, XServer, inherited_auth, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
 from .plan import Candidate, Options, Plan
-from .probe import PROBE_SCRIPT, ProbeResult, first_accepted
+from .probe import PROBE_SCRIPT, ProbeResult, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
 
 log = logging.getLogger("ana_headless")
@@ -35,6 +35,14 @@ def probe_key_for(plan: Plan, options: Options, candidate: Candidate,
                   base_env: Mapping[str, str]) -> str:
     return probe_key(candidate, base_env, plan.server_binary, options.screen.depth,
                      PROBE_SCRIPT)
+
+
+def cached_results(plan: Plan, options: Options,
+                   base_env: Mapping[str, str]) -> list[ProbeResult | None]:
+    """Per candidate, the probe result the cache holds for the present facts, if any."""
+    cache = ProbeCache(cache_path(base_env))
+    return [cached(candidate, cache, probe_key_for(plan, options, candidate, base_env))
+            for candidate in plan.candidates]
 
 
 @contextmanager
