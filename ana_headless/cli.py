@@ -154,6 +154,11 @@ def _launch(argv: list[str], params: dict[str, Any], script: str | None = None) 
         sys.exit(error.exit_status)
     except KeyboardInterrupt:
         sys.exit(128 + signal.SIGINT)
+    except Exception as error:
+        # A bug of ours: still one line (the traceback behind -vv), and nothing left behind.
+        _report(HeadlessError(f"internal error: {error!r} (run with -vv for the traceback)"),
+                params["verbose"])
+        sys.exit(HeadlessError.exit_status)
     sys.exit(status)
 
 
