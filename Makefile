@@ -53,6 +53,8 @@ unit: install
 
 bench: install
 	$(VPY) -m pip install --quiet -e '.[bench]'
+	@# Byte-compiled as a regular install is, even where PYTHONDONTWRITEBYTECODE is set.
+	$(VPY) -m compileall -q ana_headless
 	$(VPY) benchmarks/run.py
 
 clean:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 import warnings
@@ -29,10 +28,9 @@ from .inprocess import (
     what_is_loaded,
     why_reexec_cannot_work,
 )
+from .messages import log
 from .plan import GL_MODES, SERVERS, Options, make_plan
 from .session import headless_display
-
-log = logging.getLogger("ana_headless")
 
 IMPLEMENTATIONS = ("direct", "threaded", "socket", "notebook", "headless")
 FALLBACKS = ("error", "onscreen")

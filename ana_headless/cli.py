@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -14,9 +13,8 @@ import click
 from ._version import __version__
 from .display import Screen
 from .errors import HeadlessError
+from .messages import DEBUG, ERROR, INFO, LOGGER_NAME, WARNING, log
 from .plan import GL_MODES, SERVERS, Options
-
-log = logging.getLogger("ana_headless")
 
 EXAMPLES = """\
 Examples:
@@ -122,13 +120,18 @@ def _launcher_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[min(verbose, 1)]
-    if verbose >= 2:
-        level = logging.DEBUG
+    level = ERROR if quiet else (WARNING, INFO, DEBUG)[min(verbose, 2)]
+    log.threshold = level
+    if level >= WARNING:
+        # Nothing under WARNING is emitted: leave the logging module unloaded.
+        return
+    import logging
+
+    logger = logging.getLogger(LOGGER_NAME)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ana-headless: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(level)
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def _launch(argv: list[str], params: dict[str, Any], script: str | None = None) -> NoReturn:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# Where a BrainVISA image or a conda environment keeps a software Mesa `libGL.so.1`.
+from .lifetime import which
+
+# Where a BrainVISA image or a conda environment keeps a software Mesa `libGL.so.1`; "*" is
+# any one directory.
 _MESA_SEARCH_PATTERNS = (
     "/usr/local/lib/mesa",
     "/usr/lib/mesa",
@@ -43,12 +44,25 @@ def has_libgl(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "libGL.so.1"))
 
 
+def _expand(pattern: str) -> list[str]:
+    """The paths matching a pattern with at most one "*" standing for one directory name
+    (glob would cost the launcher the import of re and fnmatch)."""
+    head, star, tail = pattern.partition("*")
+    if not star:
+        return [pattern]
+    try:
+        names = sorted(os.listdir(head))
+    except OSError:
+        return []
+    return [head + name + tail for name in names]
+
+
 def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     candidates: list[str] = []
     if env.get(MESA_DIR_VAR):
         candidates.append(env[MESA_DIR_VAR])
     for pattern in _MESA_SEARCH_PATTERNS:
-        candidates.extend(sorted(glob.glob(pattern)))
+        candidates.extend(_expand(pattern))
     for prefix in filter(None, (env.get("CONDA_PREFIX"), env.get("PIXI_PROJECT_ROOT"))):
         candidates.append(os.path.join(prefix, "mesalib", "lib"))
         candidates.append(os.path.join(prefix, "lib", "mesa"))
@@ -59,11 +73,12 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
 def gather(env: Mapping[str, str]) -> HostFacts:
     path = env.get("PATH", os.defpath)
     return HostFacts(
-        xvfb=shutil.which("Xvfb", path=path),
-        xpra=shutil.which("xpra", path=path),
-        vglrun=shutil.which("vglrun", path=path),
+        xvfb=which("Xvfb", path),
+        xpra=which("xpra", path),
+        vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),
-        egl_devices=tuple(sorted(glob.glob("/dev/dri/renderD*"))),
+        egl_devices=tuple(path for path in _expand("/dev/dri/*")
+                          if os.path.basename(path).startswith("renderD")),
         nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES),
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import subprocess
@@ -16,11 +15,10 @@ from . import facts as host_facts
 from .display import ServerStart
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .explain import describe_plan, describe_setup
-from .lifetime import FORWARDED_SIGNALS, die_with_parent
+from .lifetime import FORWARDED_SIGNALS, die_with_parent, which
+from .messages import log
 from .plan import Options, make_plan
 from .session import cached_results, headless_display
-
-log = logging.getLogger("ana_headless")
 
 # si_code of a signal the kernel sent itself, e.g. from the terminal (^C, ^\, hang-up).
 SI_KERNEL = 0x80
@@ -61,11 +59,10 @@ def _abort_on_signals() -> Iterator[None]:
 def check_runnable(program: str, *, python_script: bool, path: str) -> str:
     """Resolve PROGRAM (or check SCRIPT) before anything starts: 127 missing, 126 not runnable."""
     if not python_script and "/" not in program:
-        for directory in path.split(os.pathsep):
-            candidate = os.path.join(directory or ".", program)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-        raise ProgramNotFound(f"{program}: command not found on PATH")
+        found = which(program, path)
+        if found is None:
+            raise ProgramNotFound(f"{program}: command not found on PATH")
+        return found
     what = "script" if python_script else "program"
     if not os.path.exists(program):
         raise ProgramNotFound(f"{what} not found: {program}")

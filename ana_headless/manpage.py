@@ -10,8 +10,9 @@ import click
 
 from ._version import __version__
 from .cli import EXAMPLES, main
-from .environment import DISPLAY_VAR, MODE_VAR, RENDERER_VAR
+from .environment import DISPLAY_VAR, MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR
 from .errors import EXIT_STATUSES
+from .probecache import CACHE_VAR
 
 SYNOPSIS = (
     "run [OPTIONS] SCRIPT [ARGS]...",
@@ -28,6 +29,7 @@ CHILD_ENVIRONMENT = (
     (DISPLAY_VAR, "the same display, for nested calls such as HeadlessAnatomist()"),
     (MODE_VAR, "the GL mode chosen: virtualgl, server or mesa"),
     (RENDERER_VAR, "the renderer the GL probe saw"),
+    (ORIGINAL_DISPLAY_VAR, "the DISPLAY ana-headless was started with, if any"),
     ("XDG_RUNTIME_DIR", "a private directory (mode 0700, removed afterwards) when it was unset"),
 )
 
@@ -74,9 +76,17 @@ def render() -> str:
             "(\\fB\\-m\\fR and \\fB\\-\\-python\\fR are for \\fBrun\\fR only). "
             "Everything after SCRIPT, MODULE or PROGRAM is the child's, untouched.",
             *_option_lines(run, click.Context(run, info_name="run", parent=ctx))]
+    doctor = main.commands["doctor"]
+    out += [".SS ana\\-headless doctor", _paragraphs(doctor.help or ""),
+            *_option_lines(doctor, click.Context(doctor, info_name="doctor", parent=ctx))]
     out += [".SH ENVIRONMENT",
             "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
-            "in its description above. The child gets:"]
+            "in its description above.",
+            ".TP", f"\\fB{CACHE_VAR}\\fR",
+            "Where GL probe results are cached (default ~/.cache/ana\\-headless/probes.json); "
+            "0 turns the cache off. A result is reused only while the candidate, the loader "
+            "variables, the screen depth and the files involved are unchanged.",
+            ".PP", "The child gets:"]
     for variable, meaning in CHILD_ENVIRONMENT:
         out += [".TP", f"\\fB{_escape(variable)}\\fR", _escape(meaning)]
     out += [".SH EXIT STATUS"]

@@ -4,7 +4,6 @@ start their display through here."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,11 +12,10 @@ from dataclasses import dataclass
 from .display import ServerStart, XServer, inherited_auth, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
+from .messages import log
 from .plan import Candidate, Options, Plan
 from .probe import PROBE_SCRIPT, ProbeResult, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
-
-log = logging.getLogger("ana_headless")
 
 
 @dataclass(frozen=True)

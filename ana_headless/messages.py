@@ -1,0 +1,37 @@
+"""The `ana_headless` logger, with the logging module imported only when a message is emitted.
+
+Importing logging costs a run about 10 ms; a launcher run without -v emits nothing. In a
+script (the in-process API) every message goes to logging.getLogger("ana_headless") as usual;
+the CLI sets `threshold`, under which messages are dropped without importing anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+LOGGER_NAME = "ana_headless"
+
+
+class LazyLogger:
+    def __init__(self) -> None:
+        self.threshold: int | None = None
+
+    def _emit(self, level: int, message: str, *args: Any, **kwargs: Any) -> None:
+        if self.threshold is not None and level < self.threshold:
+            return
+        import logging
+
+        logging.getLogger(LOGGER_NAME).log(level, message, *args, **kwargs)
+
+    def debug(self, message: str, *args: Any) -> None:
+        self._emit(DEBUG, message, *args)
+
+    def info(self, message: str, *args: Any) -> None:
+        self._emit(INFO, message, *args)
+
+    def exception(self, message: str) -> None:
+        self._emit(ERROR, message, exc_info=True)
+
+
+log = LazyLogger()
