@@ -71,6 +71,8 @@ def main() -> None:
         from .cli import main as cli_main
 
         cli_main(prog_name="ana-headless", obj=started)
+    except KeyboardInterrupt:
+        status = 128 + signal.SIGINT
     except SystemExit as done:
         status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         if done.code is not None and not isinstance(done.code, int):
