@@ -26,6 +26,7 @@ install: $(VENV)/.installed
 demo: install
 	@mkdir -p $(dir $(DEMO_PNG))
 	$(VENV)/bin/ana-headless run examples/render_scene.py $(DEMO_PNG)
+	@echo "demo: a lit 3D scene was rendered without a screen and its pixels checked: $(abspath $(DEMO_PNG))"
 
 # Builds VirtualGL and the xlib software Mesa once into $(ANA_VENDOR_CACHE), so that the GL-mode
 # tests run against the real tools; without the vendored sources those tests skip and say why.

@@ -39,9 +39,7 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +51,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
+
+from ana_headless.display import listener_pid
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -154,18 +154,6 @@ def _xvfb_pids() -> list[int]:
     return found
 
 
-def _socket_listener(path: str) -> int | None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(path)
-        except OSError:
-            return None
-        pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-        return int(pid)
-
-
 def _lock_holder(path: str) -> int | None:
     try:
         with open(path) as lock:
@@ -198,7 +186,7 @@ def _owner(path: str) -> int | None:
     kind = _kind(path)
     if kind == "lock":
         return _lock_holder(path)
-    return _socket_listener(path) if kind == "socket" else _dir_user(path)
+    return listener_pid(path) if kind == "socket" else _dir_user(path)
 
 
 def _debris() -> dict[str, tuple[int, int]]:
