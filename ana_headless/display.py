@@ -157,14 +157,13 @@ class XServer:
     def _ask_to_stop(self) -> None:
         if self.kind == "xpra":
             # xpra's own stop command shuts down its Xvfb and removes its sockets.
-            import subprocess
+            import sh
 
             try:
-                subprocess.run(["xpra", "stop", f"--socket-dirs={self._private_dir}",
-                                self.display], stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=STOP_DEADLINE, check=False)
+                sh.Command("xpra")("stop", f"--socket-dirs={self._private_dir}", self.display,
+                                   _in="", _timeout=STOP_DEADLINE, _ok_code=list(range(256)))
                 return
-            except (OSError, subprocess.TimeoutExpired):
+            except (sh.CommandNotFound, sh.TimeoutException):
                 pass
         os.kill(self.pid, signal.SIGTERM)
 
