@@ -60,12 +60,13 @@ def virtual_display(plan: Plan, options: Options, base_env: Mapping[str, str],
         started = ServerStart(plan.server, options.screen)
     private = started.private
     try:
-        runtime_dir = None
-        if not base_env.get("XDG_RUNTIME_DIR"):
-            runtime_dir = os.path.join(private.path, "runtime")
-            os.mkdir(runtime_dir, 0o700)
+        # On failure the pending server is stopped there, with its output quoted.
         server = started.pending.wait_ready(options.timeout)
         try:
+            runtime_dir = None
+            if not base_env.get("XDG_RUNTIME_DIR"):
+                runtime_dir = os.path.join(private.path, "runtime")
+                os.mkdir(runtime_dir, 0o700)
             log.info("display %s ready (%s pid %d)", server.display, plan.server, server.pid)
             client_auth = os.path.join(private.path, "Xauthority")
             write_auth_file(client_auth, started.cookie, str(server.number),
