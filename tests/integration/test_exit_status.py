@@ -157,3 +157,17 @@ def test_version_and_help() -> None:
     assert run_ana(["--version"]).stdout.decode().startswith("ana-headless, version ")
     help_text = run_ana(["run", "--help"]).stdout.decode()
     assert "Examples:" in help_text and "--screen WxHxD" in help_text
+
+
+def test_stale_lock_of_a_dead_server_is_no_obstacle(tmp_path: Path) -> None:
+    number = next(n for n in range(100) if not os.path.exists(f"/tmp/.X{n}-lock")
+                  and not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    lock = Path(f"/tmp/.X{number}-lock")
+    dead = 2 ** 22 + 12345  # above the kernel's largest possible pid: no process has it
+    lock.write_text(f"{dead:>10}\n")
+    try:
+        result = run_ana(["exec", "sh", "-c", "echo $DISPLAY"])
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.decode().startswith(":")
+    finally:
+        lock.unlink(missing_ok=True)
