@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ana_headless.environment import apply_patch
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 GL_CLIENT = FIXTURES / "gl_client.py"
@@ -35,12 +37,7 @@ def ana_env(**overrides: str | None) -> dict[str, str]:
     """The environment a user would have: the fixtures importable (the anatomist stand-in)."""
     env = dict(os.environ, ANA_HEADLESS_PROBE_CACHE=str(PROBE_CACHE))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FIXTURES), env.get("PYTHONPATH")]))
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
+    return apply_patch(env, overrides)
 
 
 def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 120,
