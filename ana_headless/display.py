@@ -12,17 +12,20 @@ can do its other work while the server initialises. Light on imports for the sam
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import struct
 import time
-from collections.abc import Mapping
-from typing import NamedTuple
 
 from .errors import SetupError
 from .lifetime import PrivateDirectory, spawn, wait_pid, which
+
+# Type-only imports: collections.abc and typing would cost the launcher's start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 
 X11_SOCKET_DIR = "/tmp/.X11-unix"
 VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
@@ -32,10 +35,25 @@ STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
 
 
-class Screen(NamedTuple):
-    width: int
-    height: int
-    depth: int
+class Screen:
+    """A virtual screen, WxHxD (a plain class: a NamedTuple would import typing)."""
+
+    __slots__ = ("depth", "height", "width")
+
+    def __init__(self, width: int, height: int, depth: int) -> None:
+        self.width, self.height, self.depth = width, height, depth
+
+    def _key(self) -> tuple[int, int, int]:
+        return (self.width, self.height, self.depth)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Screen) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Screen({self.width}, {self.height}, {self.depth})"
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}x{self.depth}"
@@ -149,6 +167,8 @@ class XServer:
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
         if self.returncode == -signal.SIGKILL:
+            import contextlib
+
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
             for leftover in (self.socket_path, f"/tmp/.X{self.number}-lock"):
                 with contextlib.suppress(FileNotFoundError):
@@ -173,6 +193,8 @@ def _wait_gone(pid: int) -> None:
     deadline = time.monotonic() + STOP_DEADLINE
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.02)
+    import contextlib
+
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
 

@@ -9,14 +9,18 @@ server kind, same screen), and stops it otherwise. Light on imports, on purpose.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
 
 from .display import Screen, ServerStart
 from .lifetime import which
+
+# Type-only imports: collections.abc and typing would cost the launcher's start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
 
 _COMMANDS = ("run", "exec")
 _NOT_A_RUN = ("--help", "-h", "--version", "--dry-run", "doctor")
@@ -82,6 +86,8 @@ def main() -> None:
             started.discard()
     # Everything of ours is stopped and removed by now: skip the interpreter's teardown
     # (module finalisation, garbage collection), which costs a run several milliseconds.
+    import contextlib  # already loaded by the command line interface: free here
+
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

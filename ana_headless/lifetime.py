@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+
+# Type-only imports: collections.abc and typing would cost the launcher's start-up path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 PR_SET_PDEATHSIG = 1
 
