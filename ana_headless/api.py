@@ -3,7 +3,6 @@ Anatomist (SPEC §6)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
@@ -29,8 +28,9 @@ from .inprocess import (
     why_reexec_cannot_work,
 )
 from .messages import log
-from .plan import GL_MODES, SERVERS, Options, make_plan
-from .session import headless_display
+from .options import GL_MODES, SERVERS, Options
+from .plan import make_plan
+from .session import Session
 
 IMPLEMENTATIONS = ("direct", "threaded", "socket", "notebook", "headless")
 FALLBACKS = ("error", "onscreen")
@@ -137,25 +137,27 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
         return _restart_under_launcher(loaded.describe(), _launcher_flags(options, None),
                                        fallback, loaded.qt_application)
     base_env = dict(os.environ)
-    stack = contextlib.ExitStack()
+    session = None
     try:
         plan = make_plan(host_facts.gather(base_env), options)
-        setup = stack.enter_context(headless_display(plan, options, base_env))
+        session = Session(plan, options, base_env)
+        setup = session.choose_gl()
     except HeadlessError as error:
-        stack.close()
+        if session is not None:
+            session.close()
         if fallback == "onscreen":
             return _onscreen(str(error), None)
         raise
     chosen = setup.chosen.candidate
     if chosen.prefix or chosen.env_patch:
         # vglrun's LD_PRELOAD or Mesa's LD_LIBRARY_PATH only work from a process's start.
-        stack.close()
+        session.close()
         needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
         return _restart_under_launcher(f"the {chosen.mode} mode needs {needs} set when the "
                                        "process starts", _launcher_flags(options, chosen.mode),
                                        fallback, None)
     apply_in_place(patch_between(base_env, setup.env))
-    keep_until_exit(stack)
+    keep_until_exit(session.close)
     log.info("headless in place on %s (%s, %s)", setup.server.display, chosen.mode,
              setup.chosen.renderer)
     _current = HeadlessInfo(

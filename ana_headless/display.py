@@ -1,38 +1,47 @@
-"""The virtual X server: start it on a number it picks itself, check it is ours, stop it.
+"""The virtual X server: start it on a display that is provably ours, know when it is ready,
+stop it.
 
-Xvfb's `-displayfd` makes the server choose a free display number and write it to a pipe once
-it accepts connections: no lock-file scanning to race with other launchers, and no sleep. The
-number alone does not prove the socket behind it is ours (another server in a container that
-shares the network namespace may hold the same abstract name), so before handing the display
-over we ask the kernel who is listening on it (`SO_PEERCRED`).
+Xvfb gets a display we claimed ourselves (claim.py): its sockets, bound and listening in this
+process, are handed over by socket activation, so the display is ours by construction and known
+before the server has started; clients that connect early wait until it is ready. Where that
+cannot be done (xpra, which starts its own Xvfb; an Xvfb built without socket activation;
+abstract sockets refused), the server picks a free number itself with `-displayfd`, and before
+the display is handed over we ask the kernel who listens on it (`SO_PEERCRED`): another server
+in a container that shares the network namespace may hold the same abstract name.
 
-Starting is split in two, `spawn_server` and `PendingServer.wait_ready`, so that the launcher
-can do its other work while the server initialises. Light on imports for the same reason.
+Either way `-displayfd` tells when the server accepts connections: no lock-file scanning, no
+sleep. Light on imports: the launcher starts the server before anything else is loaded.
 """
 
 from __future__ import annotations
 
 import os
-import select
-import signal
-import struct
 import time
 
+from .claim import DisplayClaim, claim_display, socket_path, supports_socket_activation
 from .errors import SetupError
-from .lifetime import PrivateDirectory, spawn, wait_pid, which
+from .lifetime import (
+    PrivateDirectory,
+    signals,
+    spawn,
+    wait_pid,
+    which,
+    with_parent_death_signal,
+)
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-
-X11_SOCKET_DIR = "/tmp/.X11-unix"
 VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
 # The largest screen Xvfb accepts in each dimension.
 MAX_SIDE = 32767
 STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
+# sd_listen_fds() checks that LISTEN_PID is the pid of the process reading it, which only a
+# shell that then execs the server can know beforehand.
+_SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
 
 
 class Screen:
@@ -75,14 +84,14 @@ def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes
 
     The format (Xau's): big-endian u16 family, then four u16-length-prefixed fields: address,
     display number, auth name, auth data. Family 0xffff (FamilyWild) matches any host; an
-    empty number matches any display, which is what the server's file needs before it has
-    picked its number. The child's file names the number, so that the user's own entries that
-    follow (for a 3D X server VirtualGL may use) still match their displays.
+    empty number matches any display, which is what the server's file needs when the server
+    picks its number itself. The child's file names the number, so that the user's own entries
+    that follow (for a 3D X server VirtualGL may use) still match their displays.
     """
     def field(data: bytes) -> bytes:
-        return struct.pack(">H", len(data)) + data
+        return len(data).to_bytes(2, "big") + data
 
-    entry = struct.pack(">H", 0xFFFF) + field(b"") + field(number.encode()) + field(
+    entry = (0xFFFF).to_bytes(2, "big") + field(b"") + field(number.encode()) + field(
         b"MIT-MAGIC-COOKIE-1") + field(cookie)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as auth:
@@ -107,23 +116,32 @@ def _xvfb_arguments(screen: Screen, auth_file: str) -> list[str]:
     ]
 
 
-def xvfb_command(screen: Screen, displayfd: int, auth_file: str) -> list[str]:
-    return ["Xvfb", "-displayfd", str(displayfd), *_xvfb_arguments(screen, auth_file)]
+def xvfb_command(screen: Screen, auth_file: str, claim: DisplayClaim | None = None,
+                 binary: str = "Xvfb") -> list[str]:
+    """Xvfb on the claimed display (its sockets at fds 3, 4..., the displayfd after them), or
+    on a number it picks itself (displayfd at fd 3)."""
+    if claim is None:
+        return [binary, "-displayfd", "3", *_xvfb_arguments(screen, auth_file)]
+    # The lock file is ours (the server's own locking would find it taken); without a
+    # socket file the abstract socket alone serves.
+    own = [f":{claim.number}", "-nolock", "-displayfd", str(3 + len(claim.sockets))]
+    if not claim.has_socket_file:
+        own += ["-nolisten", "unix"]
+    return [binary, *own, *_xvfb_arguments(screen, auth_file)]
 
 
-def xpra_command(screen: Screen, displayfd: int, auth_file: str, private_dir: str) -> list[str]:
-    """xpra in the foreground, with its sockets and logs in our private directory.
+def xpra_command(screen: Screen, auth_file: str, private_dir: str) -> list[str]:
+    """xpra in the foreground (displayfd at fd 3), with its sockets and logs in our private
+    directory.
 
     xpra starts its own Xvfb; `setpriv --pdeathsig` makes that one die with xpra, as xpra
     dies with us, so that a SIGKILL anywhere up the chain still leaves no server.
     """
     import shlex
 
-    xvfb = ["Xvfb", *_xvfb_arguments(screen, auth_file)]
-    if which("setpriv"):
-        xvfb = ["setpriv", "--pdeathsig", "TERM", *xvfb]
+    xvfb = with_parent_death_signal(["Xvfb", *_xvfb_arguments(screen, auth_file)], "TERM")
     return [
-        "xpra", "start", "--daemon=no", f"--displayfd={displayfd}", f"--xvfb={shlex.join(xvfb)}",
+        "xpra", "start", "--daemon=no", "--displayfd=3", f"--xvfb={shlex.join(xvfb)}",
         f"--socket-dirs={private_dir}", f"--log-dir={private_dir}",
         # Only a display is wanted: none of the session services.
         "--mdns=no", "--pulseaudio=no", "--notifications=no", "--dbus-launch=",
@@ -138,44 +156,189 @@ def _name(kind: str) -> str:
 
 
 class XServer:
-    """A running virtual X server owned by this process."""
+    """A virtual X server owned by this process: started, then ready, then stopped."""
 
-    def __init__(self, kind: str, pid: int, number: int, log_path: str,
-                 private_dir: str) -> None:
+    def __init__(self, kind: str, screen: Screen, auth_file: str, private_dir: str) -> None:
         self.kind = kind
-        self.pid = pid
-        self.number = number
-        self.display = f":{number}"
-        self.log_path = log_path
+        self.screen = screen
         self._private_dir = private_dir
-        # The process that listens on the display: the server, or the Xvfb under xpra.
-        self.listener: int | None = None
+        # A file, not a pipe, takes the server's output: it can never fill up and block the
+        # server, and its tail is there to quote if the server fails.
+        self.log_path = os.path.join(private_dir, f"{kind}.log")
+        # Started by its path: no search of PATH on the way to the server.
+        xvfb = which("Xvfb") if kind == "xvfb" else None
+        self.claim = claim_display() if xvfb and supports_socket_activation(xvfb) else None
+        self._xvfb = xvfb or "Xvfb"
+        self.number = self.claim.number if self.claim else None
+        self.ready = False
+        self._stopping = False
         self.returncode: int | None = None
+        # The process that listens on the display, checked when the server picked the number.
+        self.listener: int | None = None
+        self._received = b""
+        read_end, write_end = os.pipe()
+        # The server writes its display number there once it accepts connections.
+        self._ready_pipe: int | None = read_end
+        try:
+            self.pid = self._spawn(screen, auth_file, write_end)
+        except BaseException:
+            self._close_ready_pipe()
+            if self.claim:
+                self.claim.release()
+            raise
+        finally:
+            os.close(write_end)
+        self.started_at = time.monotonic()
+        if self.claim:
+            self.claim.close_sockets()
+
+    def _spawn(self, screen: Screen, auth_file: str, ready_end: int) -> int:
+        if self.kind == "xpra":
+            command = xpra_command(screen, auth_file, self._private_dir)
+        else:
+            command = xvfb_command(screen, auth_file, self.claim, self._xvfb)
+        # Its own session: a ^C on the terminal is for the child; the server must stay up
+        # until the child has ended.
+        command = with_parent_death_signal(command, "TERM")
+        passed = [ready_end]
+        if self.claim:
+            passed = [*(sock.fileno() for sock in self.claim.sockets), ready_end]
+            command = ["/bin/sh", "-c", _SOCKET_ACTIVATION, "ana-headless-xvfb",
+                       str(len(self.claim.sockets)), *command]
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                      0o600)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return spawn(command, env={**os.environ, "XDG_RUNTIME_DIR": self._private_dir},
+                         stdin=null, stdout=log, stderr=log, pass_fds=passed,
+                         new_session=True)
+        except OSError as error:
+            raise SetupError(f"cannot start {_name(self.kind)}: {error.strerror}") from error
+        finally:
+            os.close(log)
+            os.close(null)
 
     @property
-    def socket_path(self) -> str:
-        return f"{X11_SOCKET_DIR}/X{self.number}"
+    def display(self) -> str:
+        return f":{self.number}"
+
+    @property
+    def files(self) -> list[str]:
+        """Files of ours that a SIGKILL of this process would leave behind."""
+        return self.claim.files if self.claim else []
+
+    @property
+    def connectable(self) -> bool:
+        """Clients may connect already: they wait until the server is ready."""
+        return self.claim is not None
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the server accepts connections (and is ours); SetupError, with the
+        server's output, when it exits first or is not ready `timeout` s after its start."""
+        self._await(timeout, block=True)
+
+    def check(self, timeout: float) -> bool:
+        """Whether it is ready now, without waiting; SetupError as for wait_ready."""
+        return self._await(timeout, block=False)
+
+    def _await(self, timeout: float, *, block: bool) -> bool:
+        if self.ready:
+            return True
+        try:
+            number = self._read_number(self.started_at + timeout, timeout, block)
+            if number is None:
+                return False
+            self._confirm(number)
+        except SetupError as error:
+            self._end()
+            error.details = _log_tail(self.log_path)
+            raise
+        self.ready = True
+        return True
+
+    def _read_number(self, deadline: float, timeout: float, block: bool) -> int | None:
+        import select  # once the server is started
+
+        name = _name(self.kind)
+        assert self._ready_pipe is not None
+        while not self._received.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            # What the server wrote counts even when we look at it past the deadline.
+            if not select.select([self._ready_pipe], [], [],
+                                 max(remaining, 0.0) if block else 0.0)[0]:
+                if deadline <= time.monotonic():
+                    raise SetupError(f"{name} was not ready within {timeout:g} s (--timeout)")
+                if block:
+                    continue
+                return None
+            chunk = os.read(self._ready_pipe, 64)
+            if not chunk:
+                # The write end closed without a number: the server exited (or closed it).
+                status = wait_pid(self.pid, max(remaining, 1.0))
+                if status is None:
+                    raise SetupError(f"{name} closed its display pipe without a number")
+                self.returncode = status
+                raise SetupError(f"{name} exited with status {status} before it was ready")
+            self._received += chunk
+        self._close_ready_pipe()
+        return int(self._received)
+
+    def _confirm(self, number: int) -> None:
+        if self.claim:
+            if number != self.claim.number:
+                raise SetupError(f"Xvfb started on :{number}, not on the display :"
+                                 f"{self.claim.number} it was given")
+            return
+        self.number = number
+        self.listener = check_ownership(self)
+
+    def _close_ready_pipe(self) -> None:
+        if self._ready_pipe is not None:
+            os.close(self._ready_pipe)
+            self._ready_pipe = None
+
+    def _end(self) -> None:
+        """Kill it if it still runs, then let go of everything we held for it."""
+        if self.returncode is None:
+            os.kill(self.pid, signals.SIGKILL)
+            self.returncode = wait_pid(self.pid, None)
+        self._close_ready_pipe()
+        if self.claim:
+            self.claim.release()
+
+    def begin_stop(self) -> None:
+        """Ask it to stop, without waiting (stop() waits)."""
+        if self.returncode is not None or self._stopping:
+            return
+        self._stopping = True
+        if self.claim and self.ready:
+            # Everything it would clean up on a polite stop (socket, lock) is ours, and its
+            # keymap file was removed once it was read: killing it costs nothing and is the
+            # fastest end. Not before it is ready: a killed Xvfb would leave the keymap its
+            # xkbcomp is writing.
+            os.kill(self.pid, signals.SIGKILL)
+            self.claim.release()
+        else:
+            self._ask_to_stop()
 
     def stop(self) -> None:
-        """Ask it to stop, wait with a deadline, then SIGKILL; remove what a killed one leaves."""
+        """Stop it and wait until it is gone; remove what it leaves."""
+        self.begin_stop()
         if self.returncode is None:
-            self._ask_to_stop()
             self.returncode = wait_pid(self.pid, STOP_DEADLINE)
-            if self.returncode is None:
-                os.kill(self.pid, signal.SIGKILL)
-                self.returncode = wait_pid(self.pid, None)
+        self._end()
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
-        if self.returncode == -signal.SIGKILL:
+        if self.returncode == -signals.SIGKILL and self.claim is None and self.number is not None:
             import contextlib
 
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
-            for leftover in (self.socket_path, f"/tmp/.X{self.number}-lock"):
+            for leftover in (socket_path(self.number), f"/tmp/.X{self.number}-lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
 
     def _ask_to_stop(self) -> None:
-        if self.kind == "xpra":
+        if self.kind == "xpra" and self.ready:
             # xpra's own stop command shuts down its Xvfb and removes its sockets.
             import sh
 
@@ -185,7 +348,8 @@ class XServer:
                 return
             except (sh.CommandNotFound, sh.TimeoutException):
                 pass
-        os.kill(self.pid, signal.SIGTERM)
+        # Before it is ready too: it finishes starting, then ends as it should.
+        os.kill(self.pid, signals.SIGTERM)
 
 
 def _wait_gone(pid: int) -> None:
@@ -196,7 +360,7 @@ def _wait_gone(pid: int) -> None:
     import contextlib
 
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signals.SIGKILL)
 
 
 def _log_tail(path: str) -> str:
@@ -210,8 +374,10 @@ def _log_tail(path: str) -> str:
 
 
 def listener_pid(address: str | bytes) -> int | None:
-    """The pid of the process listening on a Unix socket address, or None if nobody is."""
+    """The pid of the process that made a Unix socket address listen, or None if nobody
+    listens on it."""
     import socket
+    import struct
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
@@ -232,24 +398,31 @@ def _parent_pid(pid: int) -> int | None:
         return None
 
 
+def _command_name(pid: int | None) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
 def server_kind(display: str) -> str | None:
     """xvfb or xpra: which kind of our servers listens on `display` (None if none does)."""
-    path = f"{X11_SOCKET_DIR}/X{display.lstrip(':').split('.')[0]}"
+    path = socket_path(display.lstrip(":").split(".")[0])
     listener = listener_pid(b"\0" + path.encode()) or listener_pid(path)
     if listener is None:
         return None
-    parent = _parent_pid(listener)
-    try:
-        with open(f"/proc/{parent}/cmdline", "rb") as cmdline:
-            return "xpra" if b"xpra" in cmdline.read() else "xvfb"
-    except OSError:
-        return "xvfb"
+    # An X server listening itself is xpra's Xvfb when xpra is its parent; a display whose
+    # sockets were made to listen by our launcher (socket activation) is always an Xvfb.
+    if b"Xvfb" in _command_name(listener).split(b"\0")[0]:
+        return "xpra" if b"xpra" in _command_name(_parent_pid(listener)) else "xvfb"
+    return "xvfb"
 
 
-def check_ownership(server: XServer) -> None:
-    """Every socket a client could reach for this display must be our server's (or, for
-    xpra, its Xvfb's)."""
-    path = server.socket_path
+def check_ownership(server: XServer) -> int:
+    """Every socket a client could reach for the display the server picked must be our
+    server's (or, for xpra, its Xvfb's); the listener's pid."""
+    path = socket_path(str(server.number))
     addresses: list[str | bytes] = [b"\0" + path.encode(), path]
     listeners = {pid for pid in map(listener_pid, addresses) if pid is not None}
     if not listeners:
@@ -259,89 +432,7 @@ def check_ownership(server: XServer) -> None:
     if strangers:
         raise SetupError(f"display {server.display} is served by process {strangers[0]}, "
                          f"not by the server we started (pid {ours})")
-    server.listener = listeners.pop()
-
-
-class PendingServer:
-    """A server that was started and has not yet said its display number."""
-
-    def __init__(self, kind: str, screen: Screen, auth_file: str, private_dir: str) -> None:
-        self.kind = kind
-        self.screen = screen
-        self.private_dir = private_dir
-        # A file, not a pipe, takes the server's output: it can never fill up and block the
-        # server, and its tail is there to quote if the server fails.
-        self.log_path = os.path.join(private_dir, f"{kind}.log")
-        self._read_end, write_end = os.pipe()
-        if kind == "xvfb":
-            command = xvfb_command(screen, write_end, auth_file)
-        else:
-            command = xpra_command(screen, write_end, auth_file, private_dir)
-        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                      0o600)
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            self.pid = spawn(
-                command, env={**os.environ, "XDG_RUNTIME_DIR": private_dir},
-                stdin=null, stdout=log, stderr=log, keep_fds=(write_end,),
-                # Its own session: a ^C on the terminal is for the child; the server must stay
-                # up until the child has ended.
-                new_session=True, parent_death_signal="TERM")
-        except OSError as error:
-            os.close(self._read_end)
-            raise SetupError(f"cannot start {_name(kind)}: {error.strerror}") from error
-        finally:
-            for fd in (write_end, log, null):
-                os.close(fd)
-
-    def wait_ready(self, timeout: float) -> XServer:
-        """The running server once it accepts connections and is ours; SetupError otherwise."""
-        try:
-            number = _read_display_number(_name(self.kind), self._read_end, self.pid, timeout)
-        except SetupError as error:
-            if wait_pid(self.pid, 0) is None:
-                os.kill(self.pid, signal.SIGKILL)
-                wait_pid(self.pid, None)
-            error.details = _log_tail(self.log_path)
-            raise
-        finally:
-            os.close(self._read_end)
-        server = XServer(self.kind, self.pid, number, self.log_path, self.private_dir)
-        try:
-            check_ownership(server)
-        except SetupError:
-            server.stop()
-            raise
-        return server
-
-    def discard(self) -> None:
-        """Stop a server nobody will use (it may or may not be ready)."""
-        os.close(self._read_end)
-        os.kill(self.pid, signal.SIGTERM)
-        if wait_pid(self.pid, STOP_DEADLINE) is None:
-            os.kill(self.pid, signal.SIGKILL)
-            wait_pid(self.pid, None)
-
-
-def _read_display_number(name: str, read_end: int, pid: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    received = b""
-    while not received.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SetupError(f"{name} was not ready within {timeout:g} s (--timeout)")
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(read_end, 64)
-        if not chunk:
-            # The write end closed without a number: the server exited (or closed it).
-            status = wait_pid(pid, max(remaining, 1.0))
-            if status is None:
-                raise SetupError(f"{name} closed its display pipe without a number")
-            raise SetupError(f"{name} exited with status {status} before it was ready")
-        received += chunk
-    return int(received)
+    return listeners.pop()
 
 
 class ServerStart:
@@ -357,16 +448,21 @@ class ServerStart:
             self.cookie = os.urandom(16)
             server_auth = os.path.join(self.private.path, "server-auth")
             write_auth_file(server_auth, self.cookie)
-            self.pending = PendingServer(kind, screen, server_auth, self.private.path)
+            self.server = XServer(kind, screen, server_auth, self.private.path)
         except BaseException:
             self.private.remove()
             raise
         try:
-            self.private.guard()
+            self.private.guard(also=self.server.files)
         except BaseException:
             self.discard()
             raise
 
     def discard(self) -> None:
-        self.pending.discard()
-        self.private.remove()
+        """Stop the server (it may or may not be ready) and remove our files; our directory
+        goes while the server is being taken down."""
+        self.server.begin_stop()
+        try:
+            self.private.remove()
+        finally:
+            self.server.stop()

@@ -4,7 +4,6 @@ doctor-schema.json beside this file)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shlex
@@ -14,10 +13,11 @@ from typing import Any
 from ._version import __version__
 from .errors import HeadlessError
 from .facts import HostFacts, gather
-from .plan import Options, make_plan
+from .options import Options
+from .plan import make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
-from .session import probe_key_for, virtual_display
+from .session import Session, probe_key_for
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
@@ -46,7 +46,7 @@ def _result_json(result: ProbeResult) -> dict[str, Any]:
 def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
     """Probe every candidate of the auto plan on one virtual display."""
     facts = gather(env)
-    report: dict[str, Any] = {"version": __version__, "facts": dataclasses.asdict(facts),
+    report: dict[str, Any] = {"version": __version__, "facts": facts.as_dict(),
                               "server": None, "candidates": [], "skipped": [],
                               "chosen": None, "problem": "", "next_steps": []}
     results: list[ProbeResult] = []
@@ -54,9 +54,10 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
         plan = make_plan(facts, Options())
         report["server"] = {"kind": plan.server, "reason": plan.server_reason}
         report["skipped"] = list(plan.skipped)
-        with virtual_display(plan, Options(), env) as (server, display_env):
-            report["server"]["display"] = server.display
-            results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+        with Session(plan, Options(), env) as session:
+            report["server"]["display"] = session.server.display
+            results = [run_probe(candidate, session.display_env)
+                       for candidate in plan.candidates]
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:

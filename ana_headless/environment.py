@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    EnvPatch = Mapping[str, "str | None"]
 
 # The variables a nested call (HeadlessAnatomist() inside the script) reads to know it is
 # already headless.
@@ -11,8 +15,6 @@ MODE_VAR = "ANA_HEADLESS_MODE"
 RENDERER_VAR = "ANA_HEADLESS_RENDERER"
 # The DISPLAY the user had, for VirtualGL's 3D server and for headless_info.
 ORIGINAL_DISPLAY_VAR = "ANA_HEADLESS_ORIGINAL_DISPLAY"
-
-EnvPatch = Mapping[str, "str | None"]
 
 
 def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from .lifetime import which
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Where a BrainVISA image or a conda environment keeps a software Mesa `libGL.so.1`; "*" is
 # any one directory.
@@ -27,17 +30,23 @@ LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "__GLX_VENDOR_LIBRARY_NAME"
 MESA_DIR_VAR = "ANA_HEADLESS_MESA_DIR"
 
 
-@dataclass(frozen=True)
-class HostFacts:
-    xvfb: str | None
-    xpra: str | None
-    vglrun: str | None
-    mesa_dirs: tuple[str, ...]
-    egl_devices: tuple[str, ...]
-    nvidia_egl: bool
-    original_display: str | None
-    vgl_display: str | None
-    loader: Mapping[str, str] = field(default_factory=dict)
+class HostFacts(Record):
+    __slots__ = ("egl_devices", "loader", "mesa_dirs", "nvidia_egl", "original_display",
+                 "vgl_display", "vglrun", "xpra", "xvfb")
+
+    def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
+                 mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
+                 original_display: str | None, vgl_display: str | None,
+                 loader: Mapping[str, str] | None = None) -> None:
+        self.xvfb = xvfb
+        self.xpra = xpra
+        self.vglrun = vglrun
+        self.mesa_dirs = mesa_dirs
+        self.egl_devices = egl_devices
+        self.nvidia_egl = nvidia_egl
+        self.original_display = original_display
+        self.vgl_display = vgl_display
+        self.loader: Mapping[str, str] = loader or {}
 
 
 def has_libgl(directory: str) -> bool:

@@ -4,14 +4,14 @@ it under the launcher. The only module that changes os.environ, and only in `app
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from .display import X11_SOCKET_DIR, listener_pid
+from .claim import socket_path
+from .display import listener_pid
 from .environment import DISPLAY_VAR
 from .errors import HeadlessError
 from .glprobe import mapped_libraries
@@ -70,7 +70,7 @@ def already_headless(env: Mapping[str, str]) -> bool:
     display = env.get(DISPLAY_VAR)
     if not display or env.get("DISPLAY") != display:
         return False
-    path = f"{X11_SOCKET_DIR}/X{display.lstrip(':').split('.')[0]}"
+    path = socket_path(display.lstrip(":").split(".")[0])
     return any(listener_pid(address) is not None for address in (b"\0" + path.encode(), path))
 
 
@@ -119,10 +119,10 @@ def apply_in_place(env_patch: Mapping[str, str | None]) -> None:
             os.environ[name] = value
 
 
-def keep_until_exit(stop: contextlib.ExitStack) -> None:
+def keep_until_exit(stop: Callable[[], None]) -> None:
     """The server lives as long as the interpreter; after os._exit or SIGKILL, the kernel's
     parent-death signal and the directory watcher still clean up."""
-    atexit.register(stop.close)
+    atexit.register(stop)
 
 
 def loop_guard(env: Mapping[str, str]) -> None:

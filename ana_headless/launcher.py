@@ -1,34 +1,47 @@
-"""Running a program headless: server up, GL checked, child supervised, everything stopped."""
+"""Running a program headless: server up, GL checked, child supervised, everything stopped.
+
+Light on imports: with a cached GL choice the child starts while the X server initialises,
+so everything between the server's start and the child's is on the clock (see `make bench`).
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import signal
-import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from types import FrameType
+import time
 
 from . import facts as host_facts
-from .display import ServerStart
-from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
-from .explain import describe_plan, describe_setup
-from .lifetime import FORWARDED_SIGNALS, die_with_parent, which
-from .messages import log
-from .plan import Options, make_plan
-from .session import cached_results, headless_display
+from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable, SetupError
+from .lifetime import FORWARDED_SIGNALS, signals, spawn_child, wait_pid, which
+from .messages import configure_logging, log
+from .plan import make_plan
+from .session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from signal import struct_siginfo
+    from types import FrameType, TracebackType
+
+    from .display import ServerStart, XServer
+    from .options import Options, Request
 
 # si_code of a signal the kernel sent itself, e.g. from the terminal (^C, ^\, hang-up).
 SI_KERNEL = 0x80
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 class Interrupted(HeadlessError):
     """A signal arrived while the display was being set up, before there was a child."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name} during set-up")
+        super().__init__(f"interrupted by {_signal_name(signum)} during set-up")
         self.exit_status = 128 + signum
 
 
@@ -37,23 +50,24 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-@contextmanager
-def _abort_on_signals() -> Iterator[None]:
+class AbortOnSignals:
     """During set-up a terminating signal unwinds (and so cleans up) instead of killing us."""
-    def abort(signum: int, _frame: FrameType | None) -> None:
+
+    def __enter__(self) -> None:
+        self._previous = {}
+        for sig in FORWARDED_SIGNALS:
+            # A signal our parent told us to ignore stays ignored (nohup, background jobs).
+            if signals.getsignal(sig) is not signals.SIG_IGN:
+                self._previous[sig] = signals.signal(sig, self._abort)
+
+    @staticmethod
+    def _abort(signum: int, _frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
-    previous = {}
-    for sig in FORWARDED_SIGNALS:
-        current = signal.getsignal(sig)
-        # A signal our parent told us to ignore stays ignored (nohup, background jobs).
-        if current is not signal.SIG_IGN:
-            previous[sig] = signal.signal(sig, abort)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        for sig, handler in self._previous.items():
+            signals.signal(sig, handler)
 
 
 def check_runnable(program: str, *, python_script: bool, path: str) -> str:
@@ -74,36 +88,64 @@ def check_runnable(program: str, *, python_script: bool, path: str) -> str:
     return program
 
 
-def _from_terminal(info: signal.struct_siginfo, child: subprocess.Popen[bytes]) -> bool:
+def _from_terminal(info: struct_siginfo, child: int) -> bool:
     """A terminal's ^C or ^\\ already reached the child if it shares our process group."""
     try:
-        return info.si_code == SI_KERNEL and os.getpgid(child.pid) == os.getpgrp()
+        return info.si_code == SI_KERNEL and os.getpgid(child) == os.getpgrp()
     except ProcessLookupError:
         return False
 
 
-def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """Run the child with stdio untouched, forward signals to it, return its exit status."""
-    watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
-    # Blocked, the signals wait for sigwaitinfo, which tells who sent them; no handler races.
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+def _start_child(argv: Sequence[str], env: Mapping[str, str], sigmask: set[int]) -> int:
     try:
+        child = spawn_child(argv, env, sigmask)
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            raise ProgramNotFound(f"{argv[0]}: not found") from error
+        raise ProgramNotRunnable(f"{argv[0]}: cannot run: {error.strerror}") from error
+    log.debug("child pid %d: %s", child, " ".join(argv))
+    return child
+
+
+def supervise(argv: Sequence[str], env: Mapping[str, str], server: XServer | None = None,
+              timeout: float = 0.0) -> int:
+    """Run the child with stdio untouched, forward signals to it, return its exit status.
+
+    A `server` that is still starting is watched meanwhile: if it exits, or is not ready
+    `timeout` s after its start, the child is killed and SetupError raised, as it is when
+    the child ends first and the server then fails to become ready.
+    """
+    watched = {*FORWARDED_SIGNALS, signals.SIGCHLD}
+    # Blocked, the signals wait for sigwaitinfo, which tells who sent them; no handler races.
+    previous_mask = signals.pthread_sigmask(signals.SIG_BLOCK, watched)
+    try:
+        child = _start_child(argv, env, previous_mask)
+        returncode = None
         try:
-            child = subprocess.Popen(list(argv), env=dict(env),
-                                     preexec_fn=die_with_parent(signal.SIGKILL))
-        except OSError as error:
-            if error.errno == errno.ENOENT:
-                raise ProgramNotFound(f"{argv[0]}: not found") from error
-            raise ProgramNotRunnable(f"{argv[0]}: cannot run: {error.strerror}") from error
-        log.debug("child pid %d: %s", child.pid, " ".join(argv))
-        while child.poll() is None:
-            info = signal.sigwaitinfo(watched)
-            if info.si_signo != signal.SIGCHLD and not _from_terminal(info, child):
-                log.debug("forwarding %s to the child", signal.Signals(info.si_signo).name)
-                child.send_signal(info.si_signo)
-        return exit_status(child.returncode)
+            while (returncode := wait_pid(child, 0)) is None:
+                if server is None or server.ready:
+                    info = signals.sigwaitinfo(watched)
+                else:
+                    # Only the server's end (SIGCHLD) or its deadline can end its start-up.
+                    left = server.started_at + timeout - time.monotonic()
+                    arrived = signals.sigtimedwait(watched, max(left, 0.0))
+                    if arrived is None or arrived.si_signo == signals.SIGCHLD:
+                        server.check(timeout)
+                        continue
+                    info = arrived
+                if info.si_signo != signals.SIGCHLD and not _from_terminal(info, child):
+                    log.debug("forwarding %s to the child", _signal_name(info.si_signo))
+                    os.kill(child, info.si_signo)
+        except SetupError:
+            os.kill(child, signals.SIGKILL)
+            wait_pid(child, None)
+            raise
+        if server is not None:
+            # Its status is only the child's if the display it was given came up.
+            server.wait_ready(timeout)
+        return exit_status(returncode)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        signals.pthread_sigmask(signals.SIG_SETMASK, previous_mask)
 
 
 def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
@@ -112,15 +154,60 @@ def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
     base_env = dict(os.environ)
     plan = make_plan(host_facts.gather(base_env), options)
     if explain or dry_run:
+        from .explain import describe_plan
+        from .session import cached_results
+
         print(describe_plan(plan, argv, cached_results(plan, options, base_env)),
               file=sys.stderr)
         if dry_run:
             return 0
-    with ExitStack() as stack:
-        with _abort_on_signals():
-            setup = stack.enter_context(headless_display(plan, options, base_env, started))
+    session = None
+    try:
+        with AbortOnSignals():
+            session = Session(plan, options, base_env, started, wait=False)
+            # With a cached GL choice, the child starts while the server initialises.
+            setup = session.choose_gl()
         command = [*setup.prefix, *argv]
         if explain:
+            from .explain import describe_setup
+
             print(describe_setup(setup, command, base_env), file=sys.stderr)
-        status = supervise(command, setup.env)
-    return status
+        return supervise(command, setup.env, setup.server, options.timeout)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def execute(request: Request, started: ServerStart | None = None) -> int:
+    """Check the program (and script), run it headless; the exit status, errors reported."""
+    configure_logging(request.verbose, request.quiet)
+    try:
+        if not sys.platform.startswith("linux"):
+            raise HeadlessError(f"ana-headless runs on Linux (X11) only, not on {sys.platform}")
+        argv = list(request.argv)
+        argv[0] = check_runnable(argv[0], python_script=False,
+                                 path=os.environ.get("PATH", os.defpath))
+        if request.script is not None:
+            check_runnable(request.script, python_script=True, path="")
+        return launch(argv, request.options, explain=request.explain,
+                      dry_run=request.dry_run, started=started)
+    except HeadlessError as error:
+        report(error, request.verbose)
+        return error.exit_status
+    except KeyboardInterrupt:
+        return 128 + signals.SIGINT
+    except Exception as error:
+        # A bug of ours: still one line (the traceback behind -vv), and nothing left behind.
+        report(HeadlessError(f"internal error: {error!r} (run with -vv for the traceback)"),
+               request.verbose)
+        return HeadlessError.exit_status
+
+
+def report(error: HeadlessError, verbose: int) -> None:
+    """One line on stderr, then the details (a server's or a probe's output), indented."""
+    lines = [f"ana-headless: {error}"]
+    lines += [f"ana-headless:   {line}" for line in error.details.splitlines()]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    if verbose >= 2:
+        log.exception("traceback")

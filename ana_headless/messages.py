@@ -7,7 +7,9 @@ the CLI sets `threshold`, under which messages are dropped without importing any
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 LOGGER_NAME = "ana_headless"
@@ -35,3 +37,20 @@ class LazyLogger:
 
 
 log = LazyLogger()
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """The launcher's messages: on stderr, prefixed, at the level -v / -q ask for."""
+    level = ERROR if quiet else (WARNING, INFO, DEBUG)[min(verbose, 2)]
+    log.threshold = level
+    if level >= WARNING:
+        # Nothing under WARNING is emitted: leave the logging module unloaded.
+        return
+    import logging
+    import sys
+
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ana-headless: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)

@@ -7,50 +7,45 @@ order and gives the child the first one whose probe is accepted.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-from .display import Screen
 from .errors import SetupError
 from .facts import HostFacts, has_libgl
+from .options import Options
+from .record import Record
 
-DEFAULT_SCREEN = Screen(1280, 1024, 24)
-GL_MODES = ("auto", "virtualgl", "mesa", "server")
-SERVERS = ("auto", "xvfb", "xpra")
-
-
-@dataclass(frozen=True)
-class Options:
-    gl: str = "auto"
-    server: str = "auto"
-    allow_virtualgl: bool = True
-    force_virtualgl: bool = False
-    vgl_display: str | None = None
-    mesa_dir: str | None = None
-    screen: Screen = DEFAULT_SCREEN
-    timeout: float = 10.0
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Record):
     """One way to give the child OpenGL, to be checked by a probe run exactly like the child."""
 
-    mode: str
-    reason: str
-    prefix: tuple[str, ...] = ()
-    env_patch: Mapping[str, str | None] = field(default_factory=dict)
-    # auto uses VirtualGL only for a hardware renderer: on a software one it adds read-back cost.
-    require_hardware: bool = False
+    __slots__ = ("env_patch", "mode", "prefix", "reason", "require_hardware")
+
+    def __init__(self, mode: str, reason: str, prefix: tuple[str, ...] = (),
+                 env_patch: Mapping[str, str | None] | None = None,
+                 require_hardware: bool = False) -> None:
+        self.mode = mode
+        self.reason = reason
+        self.prefix = prefix
+        self.env_patch: Mapping[str, str | None] = env_patch or {}
+        # auto uses VirtualGL only for a hardware renderer: on a software one it adds
+        # read-back cost.
+        self.require_hardware = require_hardware
 
 
-@dataclass(frozen=True)
-class Plan:
-    server: str
-    server_reason: str
-    server_binary: str | None
-    candidates: tuple[Candidate, ...]
-    # Modes left out before any probe, each with why.
-    skipped: tuple[str, ...] = ()
+class Plan(Record):
+    __slots__ = ("candidates", "server", "server_binary", "server_reason", "skipped")
+
+    def __init__(self, server: str, server_reason: str, server_binary: str | None,
+                 candidates: tuple[Candidate, ...], skipped: tuple[str, ...] = ()) -> None:
+        self.server = server
+        self.server_reason = server_reason
+        self.server_binary = server_binary
+        self.candidates = candidates
+        # Modes left out before any probe, each with why.
+        self.skipped = skipped
 
 
 def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:

@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from .environment import apply_patch
 from .plan import Candidate
 from .probecache import ProbeCache
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glprobe.py")
 PROBE_DEADLINE = 20.0
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    candidate: Candidate
-    ok: bool
-    # What the probe reported (vendor, renderer, version, direct, software, libraries...).
-    report: Mapping[str, Any] = field(default_factory=dict)
-    # Why it was not used: the probe's error, or its output when it crashed.
-    problem: str = ""
-    # Taken from the probe cache: nothing the probe depends on changed since it ran.
-    cached: bool = False
+class ProbeResult(Record):
+    __slots__ = ("cached", "candidate", "ok", "problem", "report")
+
+    def __init__(self, candidate: Candidate, ok: bool, report: Mapping[str, Any] | None = None,
+                 problem: str = "", cached: bool = False) -> None:
+        self.candidate = candidate
+        self.ok = ok
+        # What the probe reported (vendor, renderer, version, direct, software, libraries...).
+        self.report: Mapping[str, Any] = report or {}
+        # Why it was not used: the probe's error, or its output when it crashed.
+        self.problem = problem
+        # Taken from the probe cache: nothing the probe depends on changed since it ran.
+        self.cached = cached
 
     @property
     def renderer(self) -> str:
@@ -58,6 +62,9 @@ def probe_command(candidate: Candidate, python: str = sys.executable) -> list[st
 def run_probe(candidate: Candidate, env: Mapping[str, str],
               deadline: float = PROBE_DEADLINE) -> ProbeResult:
     """Run the probe under the candidate's prefix and environment, with a deadline."""
+    import json
+    import subprocess
+
     try:
         completed = subprocess.run(
             probe_command(candidate), env=apply_patch(env, candidate.env_patch),
@@ -118,3 +125,18 @@ def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str],
         return None, attempts
     finally:
         cache.save()
+
+
+def accepted_from_cache(candidates: Sequence[Candidate], cache: ProbeCache,
+                        key_of: Callable[[Candidate], str]) -> list[ProbeResult] | None:
+    """The attempts that first_accepted would make, ending with an accepted one, when the
+    cache alone can tell them all; None when a probe would still be needed."""
+    attempts: list[ProbeResult] = []
+    for candidate in candidates:
+        result = cached(candidate, cache, key_of(candidate))
+        if result is None:
+            return None
+        attempts.append(result)
+        if result.accepted:
+            return attempts
+    return None

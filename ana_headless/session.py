@@ -1,32 +1,40 @@
 """A headless session: a private directory and cookie, a virtual X server, and the GL
 candidate that a probe showed working on it. The launcher, doctor and the in-process API all
-start their display through here."""
+start their display through here. Light on imports: it is on the launcher's way to the child."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .display import ServerStart, XServer, inherited_auth, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
 from .messages import log
-from .plan import Candidate, Options, Plan
-from .probe import PROBE_SCRIPT, ProbeResult, cached, first_accepted
+from .probe import PROBE_SCRIPT, ProbeResult, accepted_from_cache, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import TracebackType
+
+    from .options import Options
+    from .plan import Candidate, Plan
 
 
-@dataclass(frozen=True)
-class Setup:
+class Setup(Record):
     """What a child is given: its environment and the chosen GL, for --explain and the API."""
 
-    server: XServer
-    env: dict[str, str]
-    prefix: tuple[str, ...]
-    chosen: ProbeResult
-    attempts: tuple[ProbeResult, ...]
+    __slots__ = ("attempts", "chosen", "env", "prefix", "server")
+
+    def __init__(self, server: XServer, env: dict[str, str], prefix: tuple[str, ...],
+                 chosen: ProbeResult, attempts: tuple[ProbeResult, ...]) -> None:
+        self.server = server
+        self.env = env
+        self.prefix = prefix
+        self.chosen = chosen
+        self.attempts = attempts
 
 
 def probe_key_for(plan: Plan, options: Options, candidate: Candidate,
@@ -43,55 +51,84 @@ def cached_results(plan: Plan, options: Options,
             for candidate in plan.candidates]
 
 
-@contextmanager
-def virtual_display(plan: Plan, options: Options, base_env: Mapping[str, str],
-                    started: ServerStart | None = None
-                    ) -> Iterator[tuple[XServer, dict[str, str]]]:
-    """Start the plan's server (or adopt the one `started` early, if it is what the plan
-    wants); yield it with the environment of a child on it (no GL yet)."""
-    if started is not None:
-        started.claimed = True
-        if (started.kind, started.screen) != (plan.server, options.screen):
-            log.debug("the server started early is not the one wanted: stopping it")
-            started.discard()
-            started = None
-    if started is None:
-        log.info("starting %s (screen %s)", plan.server, options.screen)
-        started = ServerStart(plan.server, options.screen)
-    private = started.private
-    try:
-        # On failure the pending server is stopped there, with its output quoted.
-        server = started.pending.wait_ready(options.timeout)
+class Session:
+    """The plan's server (or the one `started` early, if it is what the plan wants) and the
+    environment of a child on it; `close()` stops the server and removes our files.
+
+    The server is ready once this is made, unless `wait` is false and clients can connect to
+    it before it is: then whoever uses it must wait_ready() or check() it.
+    """
+
+    def __init__(self, plan: Plan, options: Options, base_env: Mapping[str, str],
+                 started: ServerStart | None = None, *, wait: bool = True) -> None:
+        self.plan = plan
+        self.options = options
+        self.base_env = base_env
+        if started is not None:
+            started.claimed = True
+            if (started.kind, started.screen) != (plan.server, options.screen):
+                log.debug("the server started early is not the one wanted: stopping it")
+                started.discard()
+                started = None
+        if started is None:
+            log.info("starting %s (screen %s)", plan.server, options.screen)
+            started = ServerStart(plan.server, options.screen)
+        self._started = started
+        self.server = started.server
         try:
-            runtime_dir = None
-            if not base_env.get("XDG_RUNTIME_DIR"):
-                runtime_dir = os.path.join(private.path, "runtime")
-                os.mkdir(runtime_dir, 0o700)
-            log.info("display %s ready (%s pid %d)", server.display, plan.server, server.pid)
-            client_auth = os.path.join(private.path, "Xauthority")
-            write_auth_file(client_auth, started.cookie, str(server.number),
-                            inherited_auth(base_env))
-            patch = display_patch(server.display, client_auth, runtime_dir, base_env)
-            yield server, apply_patch(base_env, patch)
-        finally:
-            server.stop()
-    finally:
-        private.remove()
+            if wait or not self.server.connectable:
+                # On failure the server is stopped there, with its output quoted.
+                self.server.wait_ready(options.timeout)
+            self.display_env = self._display_env()
+        except BaseException:
+            self.close()
+            raise
 
+    def _display_env(self) -> dict[str, str]:
+        private, server = self._started.private, self.server
+        runtime_dir = None
+        if not self.base_env.get("XDG_RUNTIME_DIR"):
+            runtime_dir = os.path.join(private.path, "runtime")
+            os.mkdir(runtime_dir, 0o700)
+        log.info("display %s (%s pid %d)%s", server.display, self.plan.server, server.pid,
+                 " ready" if server.ready else ", clients wait until it is ready")
+        client_auth = os.path.join(private.path, "Xauthority")
+        write_auth_file(client_auth, self._started.cookie, str(server.number),
+                        inherited_auth(self.base_env))
+        patch = display_patch(server.display, client_auth, runtime_dir, self.base_env)
+        return apply_patch(self.base_env, patch)
 
-@contextmanager
-def headless_display(plan: Plan, options: Options, base_env: Mapping[str, str],
-                     started: ServerStart | None = None) -> Iterator[Setup]:
-    """Start the plan's server, probe its GL candidates, and yield what the child gets."""
-    with virtual_display(plan, options, base_env, started) as (server, display_env):
-        cache = ProbeCache(cache_path(base_env))
-        chosen, attempts = first_accepted(plan.candidates, display_env, cache,
-                                          lambda c: probe_key_for(plan, options, c, base_env))
+    def choose_gl(self) -> Setup:
+        """The plan's first accepted GL candidate, from the probe cache alone when it can
+        tell (the server may then still be starting), else from probes on the ready server."""
+        cache = ProbeCache(cache_path(self.base_env))
+
+        def key_of(candidate: Candidate) -> str:
+            return probe_key_for(self.plan, self.options, candidate, self.base_env)
+
+        known = accepted_from_cache(self.plan.candidates, cache, key_of)
+        if known is not None:
+            chosen: ProbeResult | None = known[-1]
+            attempts = known
+        else:
+            self.server.wait_ready(self.options.timeout)
+            chosen, attempts = first_accepted(self.plan.candidates, self.display_env, cache,
+                                              key_of)
         for attempt in attempts:
             log.info("GL %s", attempt.summary())
         if chosen is None:
             raise SetupError("no working OpenGL on the virtual display",
                              details="\n".join(a.summary() for a in attempts))
-        env = apply_patch(display_env, {**chosen.candidate.env_patch,
-                                **gl_patch(chosen.candidate.mode, chosen.renderer)})
-        yield Setup(server, env, chosen.candidate.prefix, chosen, tuple(attempts))
+        env = apply_patch(self.display_env, {**chosen.candidate.env_patch,
+                                             **gl_patch(chosen.candidate.mode, chosen.renderer)})
+        return Setup(self.server, env, chosen.candidate.prefix, chosen, tuple(attempts))
+
+    def close(self) -> None:
+        self._started.discard()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()

@@ -30,7 +30,7 @@ ANA_HEADLESS = str(Path(sys.executable).parent / "ana-headless")
 
 
 # The tests' own probe cache, apart from the user's (SPEC: cached per host).
-PROBE_CACHE = Path(tempfile.mkdtemp(prefix="ana-tests-cache-")) / "probes.json"
+PROBE_CACHE = Path(tempfile.mkdtemp(prefix="ana-tests-cache-")) / "probes.marshal"
 
 
 def ana_env(**overrides: str | None) -> dict[str, str]:

@@ -17,7 +17,7 @@ def probe_lines(args: list[str], env: dict[str, str]) -> list[str]:
 
 
 def test_second_run_skips_the_probe_and_a_changed_fact_probes_again(tmp_path: Path) -> None:
-    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.json"))
+    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
     first = probe_lines([], env)
     assert first and not any(CACHED in line for line in first)
     assert all(CACHED in line for line in probe_lines([], env))
@@ -30,14 +30,14 @@ def test_second_run_skips_the_probe_and_a_changed_fact_probes_again(tmp_path: Pa
 
 
 def test_another_mode_is_probed_on_its_own(tmp_path: Path, mesa_dir: str) -> None:
-    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.json"))
+    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
     probe_lines([], env)
     mesa = probe_lines(["--gl", "mesa", "--mesa-dir", mesa_dir], env)
     assert mesa and "mesa: works" in mesa[0] and CACHED not in mesa[0]
 
 
 def test_dry_run_says_where_a_probe_is_still_needed(tmp_path: Path) -> None:
-    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.json"))
+    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
     before = run_ana(["exec", "--dry-run", "true"], env=env).stderr.decode()
     assert "probe: needed" in before
     probe_lines([], env)

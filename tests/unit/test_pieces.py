@@ -14,6 +14,7 @@ from ana_headless.cli import ScreenType, main
 from ana_headless.display import Screen, write_auth_file
 from ana_headless.environment import apply_patch, display_patch
 from ana_headless.launcher import exit_status
+from ana_headless.options import Request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,19 +74,18 @@ def test_man_page_is_generated_from_the_cli() -> None:
 
 
 def test_run_dash_m_keeps_everything_after_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = {}
+    seen: list[Request] = []
 
-    def fake_launch(argv: list[str], params: dict[str, object], script: str | None = None
-                    ) -> None:
-        seen["argv"] = argv
+    def capture(request: Request) -> None:
+        seen.append(request)
         raise SystemExit(0)
 
-    monkeypatch.setattr("ana_headless.cli._launch", fake_launch)
+    monkeypatch.setattr("ana_headless.cli._execute", capture)
     result = CliRunner().invoke(main, ["run", "--screen", "10x10x24", "-m", "mod", "--help",
                                        "-v"])
     assert result.exit_code == 0, result.output
-    assert seen["argv"][1:] == ["-m", "mod", "--help", "-v"]
+    assert seen[-1].argv[1:] == ["-m", "mod", "--help", "-v"]
     CliRunner().invoke(main, ["run", "-mmod", "--screen", "x"])
-    assert seen["argv"][1:] == ["-m", "mod", "--screen", "x"]
+    assert seen[-1].argv[1:] == ["-m", "mod", "--screen", "x"]
     CliRunner().invoke(main, ["./script.py", "--gl", "z"])
-    assert seen["argv"][1:] == ["./script.py", "--gl", "z"]
+    assert seen[-1].argv[1:] == ["./script.py", "--gl", "z"]

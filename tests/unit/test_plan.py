@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ana_headless.errors import SetupError
 from ana_headless.facts import HostFacts
-from ana_headless.plan import Options, make_plan
+from ana_headless.options import Options
+from ana_headless.plan import make_plan
 
 BARE = HostFacts(xvfb="/usr/bin/Xvfb", xpra=None, vglrun=None, mesa_dirs=(), egl_devices=(),
                  nvidia_egl=False, original_display=None, vgl_display=None)
@@ -28,7 +28,7 @@ def test_plain_host_uses_the_server_glx() -> None:
 
 
 def test_auto_order_virtualgl_server_mesa() -> None:
-    facts = replace(BARE, vglrun="/opt/vgl/bin/vglrun", mesa_dirs=("/usr/local/lib/mesa",))
+    facts = BARE.replace(vglrun="/opt/vgl/bin/vglrun", mesa_dirs=("/usr/local/lib/mesa",))
     plan = make_plan(facts, Options())
     assert [c.mode for c in plan.candidates] == ["virtualgl", "server", "mesa"]
     virtualgl = plan.candidates[0]
@@ -38,20 +38,20 @@ def test_auto_order_virtualgl_server_mesa() -> None:
 
 
 def test_vgl_target_prefers_given_then_original_display() -> None:
-    facts = replace(BARE, vglrun="vglrun", original_display=":0")
+    facts = BARE.replace(vglrun="vglrun", original_display=":0")
     assert make_plan(facts, Options()).candidates[0].prefix[-1] == ":0"
     chosen = make_plan(facts, Options(vgl_display="/dev/dri/card1")).candidates[0]
     assert chosen.prefix[-1] == "/dev/dri/card1"
 
 
 def test_force_and_explicit_virtualgl_accept_software() -> None:
-    facts = replace(BARE, vglrun="vglrun")
+    facts = BARE.replace(vglrun="vglrun")
     assert not make_plan(facts, Options(force_virtualgl=True)).candidates[0].require_hardware
     assert not make_plan(facts, Options(gl="virtualgl")).candidates[0].require_hardware
 
 
 def test_no_virtualgl_never_uses_it() -> None:
-    facts = replace(BARE, vglrun="vglrun")
+    facts = BARE.replace(vglrun="vglrun")
     assert modes(facts, allow_virtualgl=False) == ["server"]
     with pytest.raises(SetupError, match="not allowed"):
         make_plan(facts, Options(gl="virtualgl", allow_virtualgl=False))
@@ -71,15 +71,15 @@ def test_mesa_dir_without_libgl_is_named(tmp_path: Path) -> None:
 
 def test_mesa_dir_goes_first_on_the_library_path(tmp_path: Path) -> None:
     (tmp_path / "libGL.so.1").write_bytes(b"")
-    facts = replace(BARE, loader={"LD_LIBRARY_PATH": "/opt/lib"})
+    facts = BARE.replace(loader={"LD_LIBRARY_PATH": "/opt/lib"})
     plan = make_plan(facts, Options(gl="mesa", mesa_dir=str(tmp_path)))
     assert plan.candidates[0].env_patch == {"LD_LIBRARY_PATH": f"{tmp_path}:/opt/lib"}
 
 
 def test_server_choice() -> None:
-    with_xpra = replace(BARE, xvfb=None, xpra="/usr/bin/xpra")
+    with_xpra = BARE.replace(xvfb=None, xpra="/usr/bin/xpra")
     assert make_plan(with_xpra, Options()).server == "xpra"
     with pytest.raises(SetupError, match="xvfb"):
         make_plan(with_xpra, Options(server="xvfb"))
     with pytest.raises(SetupError, match="neither Xvfb nor xpra"):
-        make_plan(replace(BARE, xvfb=None), Options())
+        make_plan(BARE.replace(xvfb=None), Options())

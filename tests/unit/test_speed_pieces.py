@@ -1,38 +1,105 @@
-"""The pieces that keep the launcher fast: the early server's guess, and the probe cache key."""
+"""The pieces that keep the launcher fast: the click-free reading of plain command lines (it
+must agree with click wherever it answers), the probe cache and its key, the spawn's fd
+placement, the tree removal."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ana_headless.cli import main
 from ana_headless.display import Screen
-from ana_headless.entry import _wanted_screen
+from ana_headless.lifetime import remove_tree, spawn, wait_pid
+from ana_headless.options import SPECS, Options, Request, quick_parse
 from ana_headless.plan import Candidate
 from ana_headless.probecache import ProbeCache, probe_key
 
-DEFAULT = Screen(1280, 1024, 24)
+# The variables the options read: unset unless a case sets them.
+OPTION_VARIABLES = {spec.envvar for spec in SPECS if spec.envvar}
 
 
-@pytest.mark.parametrize("args, env, screen", [
-    (["run", "s.py"], {}, DEFAULT),
-    (["exec", "--screen", "640x480x16", "prog"], {}, Screen(640, 480, 16)),
-    (["run", "--screen=800x600x24", "-v", "s.py", "--screen", "1x1x8"], {}, Screen(800, 600, 24)),
-    (["./s.py", "x"], {"ANA_HEADLESS_SCREEN": "320x200x24"}, Screen(320, 200, 24)),
-    (["run", "-m", "mod", "--screen", "1x1x8"], {}, DEFAULT),
-])
-def test_early_server_guesses_the_screen(args: list[str], env: dict[str, str],
-                                         screen: Screen) -> None:
-    assert _wanted_screen(args, env) == screen
+def click_request(args: list[str], env: dict[str, str],
+                  monkeypatch: pytest.MonkeyPatch) -> Request | None:
+    """What click makes of the command line (None when it refuses it)."""
+    seen: list[Request] = []
+
+    def capture(request: Request) -> None:
+        seen.append(request)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("ana_headless.cli._execute", capture)
+    environment: dict[str, str | None] = dict.fromkeys(OPTION_VARIABLES)
+    environment.update(env)
+    result = CliRunner(env=environment).invoke(main, args)
+    return seen[0] if result.exit_code == 0 and seen else None
+
+
+def quick_request(args: list[str], env: dict[str, str]) -> Request | None:
+    environment = {k: v for k, v in os.environ.items() if k not in OPTION_VARIABLES}
+    return quick_parse(args, {**environment, **env})
+
+
+PLAIN = [
+    (["run", "s.py"], {}),
+    (["run", "-v", "s.py", "a", "--screen", "1x1x8"], {}),
+    (["run", "-vv", "-v", "--gl", "server", "s.py"], {}),
+    (["run", "--gl=mesa", "--screen=800x600x16", "--timeout", "2.5", "s.py"], {}),
+    (["run", "-m", "pkg.mod", "--screen", "x"], {}),
+    (["run", "-q", "-mpkg.mod", "a"], {}),
+    (["run", "--", "-weird.py", "b"], {}),
+    (["run", "-", "s.py"], {}),
+    (["exec", "-q", "--explain", "prog", "-v"], {}),
+    (["exec", "--no-virtualgl", "--force-virtualgl", "prog"], {}),
+    (["run", "--no-virtualgl", "--virtualgl", "s.py"], {}),
+    (["s.py", "x", "--gl", "z"], {}),
+    (["--screen", "640x480x24", "s.py"], {}),
+    (["run", "--python", "/usr/bin/python3", "s.py"], {}),
+    (["run", "--vgl-display", "egl", "--server", "xvfb", "--dry-run", "s.py"], {}),
+    (["run", "--mesa-dir", "/", "s.py"], {}),
+    (["run", "--timeout", "1", "--timeout", "7", "s.py"], {}),
+    (["run", "s.py"], {"ANA_HEADLESS_GL": "server", "ANA_HEADLESS_SCREEN": "320x200x24",
+                       "ANA_HEADLESS_TIMEOUT": "3", "ANA_HEADLESS_SERVER": "xpra",
+                       "VGL_DISPLAY": ":3", "ANA_HEADLESS_PYTHON": "/opt/python"}),
+    (["run", "--gl", "auto", "s.py"], {"ANA_HEADLESS_GL": "mesa"}),
+    (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "0"}),
+    (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "No"}),
+    (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "TRUE"}),
+    (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": ""}),
+    (["exec", "--virtualgl", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "off"}),
+]
+
+
+@pytest.mark.parametrize("args, env", PLAIN)
+def test_plain_command_lines_are_read_as_click_reads_them(
+        args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    quick = quick_request(args, env)
+    assert quick is not None, "a plain command line must not need click"
+    assert quick == click_request(args, env, monkeypatch)
 
 
 @pytest.mark.parametrize("args, env", [
-    (["doctor"], {}), (["--help"], {}), (["run", "--dry-run", "s.py"], {}),
-    (["run", "--server", "xpra", "s.py"], {}), (["run", "s.py"], {"ANA_HEADLESS_SERVER": "xpra"}),
-    (["run", "--screen", "bad", "s.py"], {}), ([], {}),
+    ([], {}), (["--help"], {}), (["-h"], {}), (["--version"], {}), (["doctor"], {}),
+    (["run", "--help"], {}), (["run"], {}), (["exec"], {}), (["run", "-m"], {}),
+    (["run", "-vq", "s.py"], {}), (["run", "--screen", "bad", "s.py"], {}),
+    (["run", "--gl", "opengl", "s.py"], {}), (["run", "--timeout", "-1", "s.py"], {}),
+    (["run", "--timeout", "inf", "s.py"], {}), (["run", "--frobnicate", "s.py"], {}),
+    (["run", "--explain=yes", "s.py"], {}), (["exec", "--python", "x", "prog"], {}),
+    (["run", "--mesa-dir", "/no/such/dir", "s.py"], {}),
+    (["run", "s.py"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "maybe"}),
+    (["run", "s.py"], {"ANA_HEADLESS_SCREEN": "big"}),
 ])
-def test_no_early_server_when_it_would_not_be_used(args: list[str], env: dict[str, str]) -> None:
-    assert _wanted_screen(args, env) is None
+def test_anything_else_is_left_to_click(args: list[str], env: dict[str, str]) -> None:
+    assert quick_request(args, env) is None
+
+
+def test_quick_parse_builds_the_child_command_line() -> None:
+    request = quick_request(["run", "-v", "--screen", "64x48x16", "s.py", "--screen"], {})
+    assert request == Request([sys.executable, "s.py", "--screen"],
+                              Options(screen=Screen(64, 48, 16)), script="s.py", verbose=1)
 
 
 def test_probe_key_changes_with_what_the_probe_depends_on(tmp_path: Path) -> None:
@@ -49,10 +116,41 @@ def test_probe_key_changes_with_what_the_probe_depends_on(tmp_path: Path) -> Non
 
 
 def test_probe_cache_round_trip_and_bad_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "probes.json"
+    path = tmp_path / "sub" / "probes.marshal"
     cache = ProbeCache(str(path))
-    cache.put("k", {"ok": True})
+    cache.put("k", {"ok": True, "report": {"libraries": ["libGL.so.1"]}})
     cache.save()
-    assert ProbeCache(str(path)).get("k") == {"ok": True}
-    path.write_text("not json")
+    assert ProbeCache(str(path)).get("k") == {"ok": True, "report": {"libraries": ["libGL.so.1"]}}
+    path.write_text("not marshal")
     assert ProbeCache(str(path)).get("k") is None
+
+
+def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
+    """Whatever numbers our fds have (here, some clash with the targets), the new process
+    finds them at 3, 4, ... in order."""
+    pipes = [os.pipe() for _ in range(3)]
+    write_ends = [write_end for _read, write_end in pipes]
+    passed = [write_ends[2], write_ends[0], write_ends[1]]
+    pid = spawn(["/bin/sh", "-c", "echo three >&3; echo four >&4; echo five >&5"],
+                pass_fds=passed)
+    for fd in write_ends:
+        os.close(fd)
+    assert wait_pid(pid, None) == 0
+    received = []
+    for read_end, _write in pipes:
+        with os.fdopen(read_end, "rb") as pipe:
+            received.append(pipe.read())
+    assert received == [b"four\n", b"five\n", b"three\n"]
+
+
+def test_remove_tree_removes_links_not_what_they_point_to(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "file").write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("y")
+    (tree / "link").symlink_to(kept)
+    remove_tree(str(tree))
+    assert not tree.exists()
+    assert (kept / "file").read_text() == "x"

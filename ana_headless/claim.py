@@ -1,0 +1,186 @@
+"""Claiming a free display number ourselves, before the X server starts.
+
+A display `:N` is three things that every X server and display-number scanner looks at: the
+abstract socket `@/tmp/.X11-unix/XN` (its bind is atomic: the one arbiter between servers that
+pick their own number, `Xvfb -displayfd` among them), the lock file `/tmp/.XN-lock` (what
+xvfb-run and servers started on a fixed number check), and the socket file `/tmp/.X11-unix/XN`.
+We take all three, in that order, skipping any number where one is taken, stale or not:
+nothing of anybody else's is ever removed.
+
+The bound, listening sockets are then handed to Xvfb by systemd-style socket activation
+(`LISTEN_FDS`), which Debian's Xvfb accepts. So the display is known, and ours, before the
+server has even started: a client that connects early waits in the socket's backlog until the
+server accepts it, so the child can start while the server initialises.
+
+Light on imports: this runs before the server is started. `_socket` is the C core of `socket`,
+which would also import enum and selectors (some 4 ms, measured with -X importtime).
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+
+X11_SOCKET_DIR = "/tmp/.X11-unix"
+# Xvfb -displayfd tries numbers up from 0 too, up to the last one with a TCP port.
+_LAST_NUMBER = 65535 - 6000
+# How many connections may wait for a server that is still initialising.
+_BACKLOG = 128
+
+
+def socket_path(number: int | str) -> str:
+    return f"{X11_SOCKET_DIR}/X{number}"
+
+
+def lock_path(number: int) -> str:
+    return f"/tmp/.X{number}-lock"
+
+
+def supports_socket_activation(server_binary: str) -> bool:
+    """Whether this X server takes listening sockets from LISTEN_FDS: its transport layer was
+    built with systemd support, so it calls sd_listen_fds (Debian's Xvfb does; a server built
+    without it would try to bind the display's sockets itself, and fail)."""
+    import mmap  # mapped, the file's pages are searched in place: no 2 MB copy to allocate
+
+    try:
+        with open(server_binary, "rb") as binary, mmap.mmap(
+                binary.fileno(), 0, prot=mmap.PROT_READ) as mapped:
+            return mapped.find(b"sd_listen_fds") >= 0
+    except (OSError, ValueError):
+        return False
+
+
+def _make_socket_dir() -> None:
+    """Create /tmp/.X11-unix as X servers do (world-writable, sticky) when it is missing."""
+    try:
+        os.mkdir(X11_SOCKET_DIR, 0o1777)
+        os.chmod(X11_SOCKET_DIR, 0o1777)
+    except OSError:
+        # It exists, or cannot be made: the abstract socket alone serves local clients.
+        pass
+
+
+def _bound(address: str | bytes) -> _socket.socket:
+    """A Unix stream socket bound to `address` (OSError EADDRINUSE when it is taken)."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _take_lock(number: int) -> bool | None:
+    """Create the display's lock file holding our pid, as X servers write it: True when taken,
+    False when somebody else's lock is there, None when /tmp takes no lock file from us."""
+    path = lock_path(number)
+    # Written in full under another name, then linked: a reader never sees an empty lock,
+    # which an X server would take for a stale one and remove.
+    draft = f"/tmp/.tX{number}-lock-{os.getpid()}"
+    try:
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    except OSError:
+        return None
+    try:
+        os.write(fd, f"{os.getpid():10d}\n".encode())
+        os.close(fd)
+        os.link(draft, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        return None
+    finally:
+        os.unlink(draft)
+
+
+class DisplayClaim:
+    """A display number that is ours: its listening sockets, and the files we created."""
+
+    def __init__(self, number: int, sockets: list[_socket.socket], socket_file: int | None,
+                 locked: bool) -> None:
+        self.number = number
+        # The abstract socket first, then the socket file's, when there is one.
+        self.sockets = sockets
+        # The inode of the socket file we bound: only that file is ours to remove.
+        self._socket_inode = socket_file
+        self._locked = locked
+
+    @property
+    def has_socket_file(self) -> bool:
+        return self._socket_inode is not None
+
+    @property
+    def files(self) -> list[str]:
+        """What must be removed once the server is gone (also by the watcher, if we die)."""
+        found = [lock_path(self.number)] if self._locked else []
+        if self._socket_inode is not None:
+            found.append(socket_path(self.number))
+        return found
+
+    def close_sockets(self) -> None:
+        """Our copies of the sockets, once the server has its own: connections must fail,
+        not queue, when the server is gone."""
+        for sock in self.sockets:
+            sock.close()
+
+    def release(self) -> None:
+        """Close the sockets and remove our files (the server is gone)."""
+        import contextlib  # loaded by then: the server was started first
+
+        self.close_sockets()
+        if self._socket_inode is not None:
+            path = socket_path(self.number)
+            with contextlib.suppress(FileNotFoundError):
+                # Once our server is gone, another may have bound a new file under this name.
+                if os.lstat(path).st_ino == self._socket_inode:
+                    os.unlink(path)
+            self._socket_inode = None
+        if self._locked:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path(self.number))
+            self._locked = False
+
+
+def claim_display() -> DisplayClaim | None:
+    """The lowest free display number, claimed; None when abstract sockets cannot be bound
+    here (then the server must pick its number itself)."""
+    _make_socket_dir()
+    socket_dir_usable = True
+    lock_usable = True
+    for number in range(_LAST_NUMBER + 1):
+        path = socket_path(number)
+        try:
+            abstract = _bound(b"\0" + path.encode())
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                continue
+            return None
+        locked = False
+        if lock_usable:
+            taken = _take_lock(number)
+            if taken is False:
+                abstract.close()
+                continue
+            lock_usable = taken is not None
+            locked = bool(taken)
+        sockets = [abstract]
+        inode = None
+        if socket_dir_usable:
+            try:
+                file_socket = _bound(path)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    # A socket file is there (a live server elsewhere, or a stale file).
+                    DisplayClaim(number, sockets, None, locked).release()
+                    continue
+                socket_dir_usable = False
+            else:
+                sockets.append(file_socket)
+                inode = os.lstat(path).st_ino
+        for sock in sockets:
+            sock.listen(_BACKLOG)
+        return DisplayClaim(number, sockets, inode, locked)
+    return None
