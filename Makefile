@@ -52,11 +52,21 @@ test: install vendor lint
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
-bench: install
-	$(VPY) -m pip install --quiet -e '.[bench]'
-	@# Byte-compiled as a regular install is, even where PYTHONDONTWRITEBYTECODE is set.
-	$(VPY) -m compileall -q ana_headless
-	$(VPY) benchmarks/run.py
+# The benchmark runs a regular install, as users have it (an editable install adds an import
+# hook to every Python start), in a virtualenv of its own beside the development one.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: setup.cfg pyproject.toml $(wildcard ana_headless/*.py)
+	@scripts/system-deps.sh test
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet '.[bench]'
+	@# The same version number: pip would keep the copy installed before these sources.
+	$(BENCH_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps .
+	rm -rf build
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) out .mypy_cache .ruff_cache .pytest_cache *.egg-info

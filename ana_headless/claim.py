@@ -128,20 +128,31 @@ class DisplayClaim:
 
     def release(self) -> None:
         """Close the sockets and remove our files (the server is gone)."""
-        import contextlib  # loaded by then: the server was started first
-
         self.close_sockets()
         if self._socket_inode is not None:
             path = socket_path(self.number)
-            with contextlib.suppress(FileNotFoundError):
-                # Once our server is gone, another may have bound a new file under this name.
-                if os.lstat(path).st_ino == self._socket_inode:
-                    os.unlink(path)
+            # Once our server is gone, another may have bound a new file under this name.
+            if _inode(path) == self._socket_inode:
+                _unlink(path)
             self._socket_inode = None
         if self._locked:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock_path(self.number))
+            _unlink(lock_path(self.number))
             self._locked = False
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _unlink(path: str) -> None:
+    """os.unlink, for a file that may be gone already (contextlib would be a 3 ms import)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
 
 
 def claim_display() -> DisplayClaim | None:

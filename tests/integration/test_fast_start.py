@@ -1,0 +1,150 @@
+"""The fast start: the display is claimed by us before Xvfb runs, the child starts while the
+server initialises, and a server that then fails still ends the run with 125 and no child.
+Real Xvfb throughout; a fake server (a wrapper script around the real one) only where a
+server must fail on demand after a successful probe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ana_headless.claim import claim_display, lock_path, socket_path
+from ana_headless.display import listener_pid
+from tests.conftest import ANA_HEADLESS, ana_env, run_ana
+
+# What the launcher process may import on the way to a cached-choice run: our modules and a
+# few C extensions. Each of these would cost the child's start several milliseconds.
+HEAVY = {"click", "dataclasses", "typing", "enum", "json", "re", "subprocess", "shutil",
+         "contextlib", "inspect", "logging", "signal", "socket", "tempfile", "pathlib"}
+
+
+def test_a_run_with_a_cached_choice_imports_nothing_heavy(tmp_path: Path) -> None:
+    env = ana_env(ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
+    assert run_ana(["exec", "true"], env=env).returncode == 0
+    result = run_ana(["exec", "true"], env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stderr.decode().splitlines()
+    # What the interpreter's start imports (site, an editable install's hook) comes first.
+    after_site = lines[next(i for i, line in enumerate(lines) if line.endswith("| site")) + 1:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in after_site
+                if line.startswith("import time:")}
+    assert "ana_headless.launcher" in imported
+    assert not imported & HEAVY
+
+
+def test_claimed_display_is_ours_until_released() -> None:
+    claim = claim_display()
+    assert claim is not None
+    try:
+        path = socket_path(claim.number)
+        assert listener_pid(b"\0" + path.encode()) == os.getpid()
+        assert listener_pid(path) == os.getpid()
+        assert int(Path(lock_path(claim.number)).read_text()) == os.getpid()
+        other = claim_display()
+        assert other is not None and other.number != claim.number
+        other.release()
+    finally:
+        claim.release()
+    assert not os.path.exists(path) and not os.path.exists(lock_path(claim.number))
+    assert listener_pid(b"\0" + path.encode()) is None
+
+
+def test_stale_files_of_others_are_skipped_and_left_alone() -> None:
+    first = claim_display()
+    assert first is not None
+    number = first.number
+    first.release()
+    stale_lock, stale_socket = Path(lock_path(number)), Path(socket_path(number + 1))
+    stale_lock.write_text(f"{2 ** 22 + 7:>10}\n")
+    stale_socket.write_text("")
+    try:
+        claim = claim_display()
+        assert claim is not None
+        claim.release()
+        assert claim.number not in (number, number + 1)
+        assert stale_lock.exists() and stale_socket.exists()
+    finally:
+        stale_lock.unlink()
+        stale_socket.unlink()
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
+def test_xvfb_runs_lock_scan_steps_over_our_display(tmp_path: Path) -> None:
+    ready = tmp_path / "display"
+    holder = subprocess.Popen([ANA_HEADLESS, "exec", "sh", "-c",
+                               f'echo "$DISPLAY" > {ready}; sleep 30'], env=ana_env())
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() or not ready.read_text().strip():
+            assert time.monotonic() < deadline and holder.poll() is None
+            time.sleep(0.05)
+        ours = ready.read_text().strip().lstrip(":")
+        other = subprocess.run(["xvfb-run", "-a", "-n", ours, "sh", "-c", 'echo "$DISPLAY"'],
+                               capture_output=True, timeout=60, check=False)
+        assert other.returncode == 0, other.stderr.decode()
+        assert other.stdout.decode().strip() not in ("", f":{ours}")
+    finally:
+        holder.terminate()
+        holder.wait(30)
+
+
+def fake_xvfb(tmp_path: Path) -> dict[str, str]:
+    """An Xvfb that is the real one, unless FAKE_XVFB says to die or hang before it is
+    ready: the only way to make a server fail after its GL probe was cached. It passes the
+    socket-activation check (it names sd_listen_fds here) and hands the sockets on."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    fake = directory / "Xvfb"
+    real = shutil.which("Xvfb")
+    fake.write_text(
+        "#!/bin/sh\n# takes the display's sockets as the real one does (sd_listen_fds)\n"
+        'case "$FAKE_XVFB" in\n'
+        "  die) echo 'Fatal server error: fake failure' >&2; sleep 0.5; exit 1 ;;\n"
+        "  hang) echo 'stuck' >&2; exec sleep 60 ;;\n"
+        "esac\n"
+        f'exec {real} "$@"\n')
+    fake.chmod(0o755)
+    return ana_env(PATH=f"{directory}:{os.environ['PATH']}",
+                   ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
+
+
+CHILD = """\
+import os, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("failure, options, message", [
+    ("die", [], "Xvfb exited with status 1 before it was ready"),
+    ("hang", ["--timeout", "1"], "Xvfb was not ready within 1 s"),
+])
+def test_server_failing_after_the_child_started_is_125_and_kills_the_child(
+        tmp_path: Path, failure: str, options: list[str], message: str) -> None:
+    env = fake_xvfb(tmp_path)
+    assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    pid_file = tmp_path / "child.pid"
+    result = run_ana(["run", *options, str(script), str(pid_file)],
+                     env={**env, "FAKE_XVFB": failure}, timeout=30)
+    assert result.returncode == 125
+    err = result.stderr.decode()
+    assert message in err and ("fake failure" in err or "stuck" in err)
+    assert pid_file.exists(), "the child had started while the server was starting"
+    assert not os.path.exists(f"/proc/{pid_file.read_text()}"), "the child was killed"
+
+
+def test_file_descriptors_given_to_the_launcher_reach_the_child(tmp_path: Path) -> None:
+    """Like xvfb-run, env or nice, the launcher passes on the descriptors it was given."""
+    out = tmp_path / "fd3.txt"
+    result = subprocess.run(["sh", "-c", f'exec 3>"{out}"; exec "$0" "$@"', ANA_HEADLESS,
+                             "exec", "sh", "-c", "echo to-fd-3 >&3"],
+                            env=ana_env(), capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    assert out.read_text() == "to-fd-3\n"
