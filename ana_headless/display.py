@@ -20,14 +20,7 @@ import time
 
 from .claim import DisplayClaim, claim_display, socket_path, supports_socket_activation
 from .errors import SetupError
-from .lifetime import (
-    PrivateDirectory,
-    signals,
-    spawn,
-    wait_pid,
-    which,
-    with_parent_death_signal,
-)
+from .lifetime import Guard, signals, spawn, which, with_parent_death_signal
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -158,17 +151,20 @@ def _name(kind: str) -> str:
 class XServer:
     """A virtual X server owned by this process: started, then ready, then stopped."""
 
-    def __init__(self, kind: str, screen: Screen, auth_file: str, private_dir: str) -> None:
+    def __init__(self, kind: str, screen: Screen, auth_file: str, guard: Guard) -> None:
         self.kind = kind
         self.screen = screen
-        self._private_dir = private_dir
+        self._guard = guard
+        self._private_dir = guard.path
         # A file, not a pipe, takes the server's output: it can never fill up and block the
         # server, and its tail is there to quote if the server fails.
-        self.log_path = os.path.join(private_dir, f"{kind}.log")
+        self.log_path = os.path.join(self._private_dir, f"{kind}.log")
         # Started by its path: no search of PATH on the way to the server.
         xvfb = which("Xvfb") if kind == "xvfb" else None
         self.claim = claim_display() if xvfb and supports_socket_activation(xvfb) else None
         self._xvfb = xvfb or "Xvfb"
+        if self.claim:
+            guard.remove_on_death(self.claim.files)
         self.number = self.claim.number if self.claim else None
         self.ready = False
         self._stopping = False
@@ -189,6 +185,7 @@ class XServer:
         finally:
             os.close(write_end)
         self.started_at = time.monotonic()
+        guard.kill_on_death(self.pid, "TERM")
         if self.claim:
             self.claim.close_sockets()
 
@@ -197,9 +194,6 @@ class XServer:
             command = xpra_command(screen, auth_file, self._private_dir)
         else:
             command = xvfb_command(screen, auth_file, self.claim, self._xvfb)
-        # Its own session: a ^C on the terminal is for the child; the server must stay up
-        # until the child has ended.
-        command = with_parent_death_signal(command, "TERM")
         passed = [ready_end]
         if self.claim:
             passed = [*(sock.fileno() for sock in self.claim.sockets), ready_end]
@@ -209,6 +203,8 @@ class XServer:
                       0o600)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
+            # Its own session: a ^C on the terminal is for the child; the server must stay
+            # up until the child has ended.
             return spawn(command, env={**os.environ, "XDG_RUNTIME_DIR": self._private_dir},
                          stdin=null, stdout=log, stderr=log, pass_fds=passed,
                          new_session=True)
@@ -274,7 +270,7 @@ class XServer:
             chunk = os.read(self._ready_pipe, 64)
             if not chunk:
                 # The write end closed without a number: the server exited (or closed it).
-                status = wait_pid(self.pid, max(remaining, 1.0))
+                status = self._guard.reap(self.pid, max(remaining, 1.0))
                 if status is None:
                     raise SetupError(f"{name} closed its display pipe without a number")
                 self.returncode = status
@@ -301,7 +297,7 @@ class XServer:
         """Kill it if it still runs, then let go of everything we held for it."""
         if self.returncode is None:
             os.kill(self.pid, signals.SIGKILL)
-            self.returncode = wait_pid(self.pid, None)
+            self.returncode = self._guard.reap(self.pid, None)
         self._close_ready_pipe()
         if self.claim:
             self.claim.release()
@@ -325,7 +321,7 @@ class XServer:
         """Stop it and wait until it is gone; remove what it leaves."""
         self.begin_stop()
         if self.returncode is None:
-            self.returncode = wait_pid(self.pid, STOP_DEADLINE)
+            self.returncode = self._guard.reap(self.pid, STOP_DEADLINE)
         self._end()
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
@@ -443,19 +439,15 @@ class ServerStart:
         self.screen = screen
         # Set by the session that adopts it, or stops it as not what its plan wants.
         self.claimed = False
-        self.private = PrivateDirectory()
+        # Its watcher is up before the server: from its start, nothing outlives us.
+        self.guard = Guard()
         try:
             self.cookie = os.urandom(16)
-            server_auth = os.path.join(self.private.path, "server-auth")
+            server_auth = os.path.join(self.guard.path, "server-auth")
             write_auth_file(server_auth, self.cookie)
-            self.server = XServer(kind, screen, server_auth, self.private.path)
+            self.server = XServer(kind, screen, server_auth, self.guard)
         except BaseException:
-            self.private.remove()
-            raise
-        try:
-            self.private.guard(also=self.server.files)
-        except BaseException:
-            self.discard()
+            self.guard.close()
             raise
 
     def discard(self) -> None:
@@ -463,6 +455,6 @@ class ServerStart:
         goes while the server is being taken down."""
         self.server.begin_stop()
         try:
-            self.private.remove()
+            self.guard.close()
         finally:
             self.server.stop()

@@ -48,7 +48,10 @@ def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
 
 
 def describe_setup(setup: Setup, command: Sequence[str], base: Mapping[str, str]) -> str:
-    lines = [f"display {setup.server.display} (pid {setup.server.pid})"]
+    server = setup.server
+    state = ("ready" if server.ready else
+             "still starting: the child's first connection waits until it is ready")
+    lines = [f"display {server.display} ({server.kind} pid {server.pid}, {state})"]
     lines.extend(f"probe {attempt.summary()}" for attempt in setup.attempts)
     lines.append("child environment changes:")
     lines.extend(f"  {change}" for change in env_changes(base, setup.env))

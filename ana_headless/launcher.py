@@ -13,7 +13,7 @@ import time
 
 from . import facts as host_facts
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable, SetupError
-from .lifetime import FORWARDED_SIGNALS, signals, spawn_child, wait_pid, which
+from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn, which
 from .messages import configure_logging, log
 from .plan import make_plan
 from .session import Session
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from signal import struct_siginfo
     from types import FrameType, TracebackType
 
-    from .display import ServerStart, XServer
+    from .display import ServerStart
+    from .lifetime import Guard
     from .options import Options, Request
+    from .session import Setup
 
 # si_code of a signal the kernel sent itself, e.g. from the terminal (^C, ^\, hang-up).
 SI_KERNEL = 0x80
@@ -96,34 +98,36 @@ def _from_terminal(info: struct_siginfo, child: int) -> bool:
         return False
 
 
-def _start_child(argv: Sequence[str], env: Mapping[str, str], sigmask: set[int]) -> int:
+def _start_child(argv: Sequence[str], env: Mapping[str, str], sigmask: set[int],
+                 guard: Guard) -> int:
     try:
-        child = spawn_child(argv, env, sigmask)
+        child = spawn(argv, env=env, sigmask=sigmask, reset_signals=PYTHON_IGNORED)
     except OSError as error:
         if error.errno == errno.ENOENT:
             raise ProgramNotFound(f"{argv[0]}: not found") from error
         raise ProgramNotRunnable(f"{argv[0]}: cannot run: {error.strerror}") from error
+    guard.kill_on_death(child, "KILL")
     log.debug("child pid %d: %s", child, " ".join(argv))
     return child
 
 
-def supervise(argv: Sequence[str], env: Mapping[str, str], server: XServer | None = None,
-              timeout: float = 0.0) -> int:
+def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
     """Run the child with stdio untouched, forward signals to it, return its exit status.
 
-    A `server` that is still starting is watched meanwhile: if it exits, or is not ready
+    A server that is still starting is watched meanwhile: if it exits, or is not ready
     `timeout` s after its start, the child is killed and SetupError raised, as it is when
     the child ends first and the server then fails to become ready.
     """
+    server, guard = setup.server, setup.guard
     watched = {*FORWARDED_SIGNALS, signals.SIGCHLD}
     # Blocked, the signals wait for sigwaitinfo, which tells who sent them; no handler races.
     previous_mask = signals.pthread_sigmask(signals.SIG_BLOCK, watched)
     try:
-        child = _start_child(argv, env, previous_mask)
+        child = _start_child(argv, setup.env, previous_mask, guard)
         returncode = None
         try:
-            while (returncode := wait_pid(child, 0)) is None:
-                if server is None or server.ready:
+            while (returncode := guard.reap(child, 0)) is None:
+                if server.ready:
                     info = signals.sigwaitinfo(watched)
                 else:
                     # Only the server's end (SIGCHLD) or its deadline can end its start-up.
@@ -138,11 +142,10 @@ def supervise(argv: Sequence[str], env: Mapping[str, str], server: XServer | Non
                     os.kill(child, info.si_signo)
         except SetupError:
             os.kill(child, signals.SIGKILL)
-            wait_pid(child, None)
+            guard.reap(child, None)
             raise
-        if server is not None:
-            # Its status is only the child's if the display it was given came up.
-            server.wait_ready(timeout)
+        # Its status is only the child's if the display it was given came up.
+        server.wait_ready(timeout)
         return exit_status(returncode)
     finally:
         signals.pthread_sigmask(signals.SIG_SETMASK, previous_mask)
@@ -172,7 +175,7 @@ def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
             from .explain import describe_setup
 
             print(describe_setup(setup, command, base_env), file=sys.stderr)
-        return supervise(command, setup.env, setup.server, options.timeout)
+        return supervise(command, setup, options.timeout)
     finally:
         if session is not None:
             session.close()

@@ -1,14 +1,20 @@
 """Making sure nothing of ours outlives the process that started it, even after SIGKILL.
 
-Two kernel-level guarantees, because no cleanup code runs after SIGKILL:
+No cleanup code of ours runs after a SIGKILL, so one helper does it: a tiny `sh` watcher, in a
+session of its own and deaf to terminal signals, that waits for end-of-file on a pipe whose
+only writer is this process. The kernel closes that pipe when we die, however we die; the
+watcher then kills the processes we told it about (the X server gets SIGTERM and ends as it
+would on any stop, the child SIGKILL) and removes our private directory and the display's
+socket and lock files.
 
-- processes we start get a parent-death signal (`PR_SET_PDEATHSIG`): the X server gets SIGTERM
-  (it then ends as it would on any stop), the child gets SIGKILL;
-- our private directory (cookie, runtime dir, server log), and the display's socket and lock
-  files, are removed by a tiny `sh` watcher that waits for end-of-file on a pipe whose only
-  writer is this process: the kernel closes it when we die.
+Why not the kernel's parent-death signal (`PR_SET_PDEATHSIG`)? It needs a helper exec before
+each process (setpriv: some 2 ms before the server can start) or ctypes (3 ms of imports
+before the child), and it fires when the *thread* that started the process ends, not the
+process: a server started by ensure_headless() from a worker thread would stop with it.
 
-Light on imports (os only): the launcher uses it before the X server is started.
+A process the watcher knows is forgotten before it is reaped, so that the watcher can never
+signal a pid the kernel has given to somebody else. Light on imports (os only): the launcher
+uses this before the X server is started.
 """
 
 from __future__ import annotations
@@ -26,22 +32,32 @@ else:
     # functions and int constants; `signal` itself would import enum (some 4 ms).
     import _signal as signals
 
-PR_SET_PDEATHSIG = 1
-
 # The signals the launcher forwards; a supervised child must start with them unblocked.
 FORWARDED_SIGNALS = (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT)
-# Reset to their default for every process we start: an inherited "ignore SIGCHLD" makes the
+# Reset to their default for the helpers we start: an inherited "ignore SIGCHLD" makes the
 # kernel reap grandchildren before they can be waited for (Xvfb then fails to compile its
 # keymap with xkbcomp and exits).
 _RESET_SIGNALS = (*FORWARDED_SIGNALS, signals.SIGCHLD, signals.SIGPIPE)
-_PYTHON_IGNORED = (signals.SIGPIPE, signals.SIGXFSZ)
+# What Python ignores at its start and a program expects at its default (as subprocess's
+# restore_signals); the others stay as our parent gave them (nohup, background jobs).
+PYTHON_IGNORED = (signals.SIGPIPE, signals.SIGXFSZ)
 
-_WATCHER_SCRIPT = (
-    # Terminal signals must not stop the watcher before it has cleaned up.
-    "trap '' INT TERM HUP QUIT; "
-    "while read -r _; do :; done; "
-    'rm -rf -- "$@"'
-)
+# $1 is the private directory; the lines read tell what else to do if we die:
+# "kill SIGNAL PID", "forget PID", "remove PATH" (paths of ours, without spaces).
+_WATCHER_SCRIPT = """\
+trap '' INT TERM HUP QUIT
+kills= paths=
+while read -r verb what pid; do
+  case $verb in
+    kill) kills="$kills $what:$pid" ;;
+    forget) left=; for k in $kills; do [ "${k#*:}" = "$what" ] || left="$left $k"; done
+            kills=$left ;;
+    remove) paths="$paths $what" ;;
+  esac
+done
+for k in $kills; do kill -s "${k%%:*}" "${k#*:}" 2>/dev/null; done
+rm -rf -- "$1" $paths
+"""
 
 
 def which(program: str, path: str | None = None) -> str | None:
@@ -55,7 +71,8 @@ def which(program: str, path: str | None = None) -> str | None:
 
 
 def with_parent_death_signal(argv: Sequence[str], signal_name: str) -> list[str]:
-    """`argv` run under util-linux's `setpriv --pdeathsig`, which execs it (same pid)."""
+    """`argv` run under util-linux's `setpriv --pdeathsig`, which execs it (same pid): for
+    a process whose parent is not us (xpra's Xvfb)."""
     setpriv = which("setpriv")
     return [setpriv, "--pdeathsig", signal_name, *argv] if setpriv else list(argv)
 
@@ -75,26 +92,26 @@ def _fd_placement(wanted: Mapping[int, int]) -> list[tuple[int, ...]]:
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-          pass_fds: Sequence[int] = (), new_session: bool = False) -> int:
+          pass_fds: Sequence[int] = (), new_session: bool = False,
+          sigmask: Iterable[int] = (), reset_signals: Sequence[int] = _RESET_SIGNALS) -> int:
     """Start a process with posix_spawn (no fork of this interpreter); return its pid.
 
-    The fds in `pass_fds` become its fds 3, 4, ... in that order, the only ones it inherits
-    from us besides its standard streams.
+    The fds in `pass_fds` become its fds 3, 4, ... in that order; it also inherits every
+    inheritable fd of ours (those our own parent gave us). OSError when it cannot be run.
     """
     wanted = {target: fd for target, fd in ((0, stdin), (1, stdout), (2, stderr))
               if fd is not None}
     wanted.update((3 + index, fd) for index, fd in enumerate(pass_fds))
     return os.posix_spawnp(argv[0], list(argv), dict(env if env is not None else os.environ),
                            file_actions=_fd_placement(wanted) if wanted else (),
-                           setsid=new_session, setsigmask=(), setsigdef=_RESET_SIGNALS)
+                           setsid=new_session, setsigmask=sigmask, setsigdef=reset_signals)
 
 
-def wait_pid(pid: int, timeout: float | None) -> int | None:
-    """Reap `pid` within `timeout` seconds (None: forever); its exit code, or None if alive.
-
-    Negative codes are signals, as subprocess reports them.
-    """
+def exited(pid: int, timeout: float | None) -> bool:
+    """Whether the child `pid` has ended, waiting at most `timeout` s (None: forever),
+    without reaping it."""
     if timeout is not None:
+        # A pidfd wakes us the moment it ends, where a poll would sleep.
         try:
             handle = os.pidfd_open(pid)
         except OSError:
@@ -106,89 +123,71 @@ def wait_pid(pid: int, timeout: float | None) -> int | None:
                 select.select([handle], [], [], timeout)
             finally:
                 os.close(handle)
+    flags = os.WEXITED | os.WNOWAIT | (os.WNOHANG if timeout is not None else 0)
     try:
-        reaped, status = os.waitpid(pid, os.WNOHANG if timeout is not None else 0)
+        return os.waitid(os.P_PID, pid, flags) is not None
+    except ChildProcessError:
+        return True
+
+
+def wait_pid(pid: int, timeout: float | None) -> int | None:
+    """Reap the child `pid` within `timeout` seconds (None: forever); its exit code, or None
+    if it still runs. Negative codes are signals, as subprocess reports them."""
+    if not exited(pid, timeout):
+        return None
+    try:
+        _, status = os.waitpid(pid, 0)
     except ChildProcessError:
         return 0
-    return os.waitstatus_to_exitcode(status) if reaped else None
+    return os.waitstatus_to_exitcode(status)
 
 
-def spawn_child(argv: Sequence[str], env: Mapping[str, str], sigmask: Iterable[int]) -> int:
-    """fork and exec `argv` (argv[0] a path, no search), with the signal mask `sigmask`; the
-    new process gets SIGKILL when we die. OSError, as from execve, when it cannot be run.
-
-    subprocess would do the same for some 12 ms more of imports, on the way to the child.
-    """
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    environment = dict(env)
-    parent = os.getpid()
-    # Closed by a successful exec; otherwise the child writes its errno there.
-    report_end, errno_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(report_end)
-            prctl(PR_SET_PDEATHSIG, signals.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent:
-                # We died before the request was made: nobody would kill this process.
-                os._exit(1)
-            # What Python ignores at its start, a program expects at its default.
-            for sig in _PYTHON_IGNORED:
-                signals.signal(sig, signals.SIG_DFL)
-            signals.pthread_sigmask(signals.SIG_SETMASK, sigmask)
-            os.execve(argv[0], list(argv), environment)
-        except OSError as error:
-            os.write(errno_end, str(error.errno).encode())
-        finally:
-            os._exit(127)
-    os.close(errno_end)
-    with os.fdopen(report_end, "rb") as report:
-        failure = report.read()
-    if failure:
-        os.waitpid(pid, 0)
-        number = int(failure)
-        raise OSError(number, os.strerror(number), argv[0])
-    return pid
-
-
-class PrivateDirectory:
-    """A mode-0700 temporary directory, removed by `remove()` or, if we die, by the watcher
-    that `guard()` starts.
-
-    Callers in a hurry start their server first, then guard (the server dies with us by
-    itself, and leaves nothing in the directory).
-    """
+class Guard:
+    """A mode-0700 private directory, and the watcher that cleans up after us if we die;
+    `close()` removes the directory and ends the watcher."""
 
     def __init__(self) -> None:
         parent = os.environ.get("TMPDIR") or "/tmp"
         self.path = os.path.join(parent, f"ana-headless-{os.urandom(6).hex()}")
         os.mkdir(self.path, 0o700)
-        self._watcher: tuple[int, int] | None = None
-
-    def guard(self, also: Sequence[str] = ()) -> None:
-        """Start the watcher; if we die, it also removes the files `also` (a display's
-        socket and lock)."""
-        read_end, write_end = os.pipe()
+        read_end, self._pipe = os.pipe()
         try:
-            pid = spawn(["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", self.path,
-                         *also], stdin=read_end, new_session=True)
+            self._watcher: int | None = spawn(
+                ["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", self.path],
+                stdin=read_end, new_session=True)
         except BaseException:
-            os.close(write_end)
+            os.close(self._pipe)
+            remove_tree(self.path)
             raise
         finally:
             os.close(read_end)
-        self._watcher = (pid, write_end)
 
-    def remove(self) -> None:
+    def _tell(self, line: str) -> None:
+        if self._watcher is not None:
+            os.write(self._pipe, f"{line}\n".encode())
+
+    def kill_on_death(self, pid: int, signal_name: str) -> None:
+        """If we die, `pid` gets SIG`signal_name` (TERM, KILL...)."""
+        self._tell(f"kill {signal_name} {pid}")
+
+    def remove_on_death(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self._tell(f"remove {path}")
+
+    def reap(self, pid: int, timeout: float | None) -> int | None:
+        """wait_pid for a process the watcher was told about: forgotten there first."""
+        if not exited(pid, timeout):
+            return None
+        self._tell(f"forget {pid}")
+        return wait_pid(pid, None)
+
+    def close(self) -> None:
         """Remove the directory, and the watcher, which has nothing left to do."""
         remove_tree(self.path)
         if self._watcher is not None:
-            pid, write_end = self._watcher
-            self._watcher = None
+            pid, self._watcher = self._watcher, None
             os.kill(pid, signals.SIGKILL)
-            os.close(write_end)
+            os.close(self._pipe)
             wait_pid(pid, None)
 
 

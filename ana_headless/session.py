@@ -19,18 +19,22 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    from .lifetime import Guard
     from .options import Options
     from .plan import Candidate, Plan
 
 
 class Setup(Record):
-    """What a child is given: its environment and the chosen GL, for --explain and the API."""
+    """What a child is given: its environment and the chosen GL, for --explain and the API;
+    the server it is given, and the guard that must know about the child."""
 
-    __slots__ = ("attempts", "chosen", "env", "prefix", "server")
+    __slots__ = ("attempts", "chosen", "env", "guard", "prefix", "server")
 
-    def __init__(self, server: XServer, env: dict[str, str], prefix: tuple[str, ...],
-                 chosen: ProbeResult, attempts: tuple[ProbeResult, ...]) -> None:
+    def __init__(self, server: XServer, guard: Guard, *, env: dict[str, str],
+                 prefix: tuple[str, ...], chosen: ProbeResult,
+                 attempts: tuple[ProbeResult, ...]) -> None:
         self.server = server
+        self.guard = guard
         self.env = env
         self.prefix = prefix
         self.chosen = chosen
@@ -85,14 +89,14 @@ class Session:
             raise
 
     def _display_env(self) -> dict[str, str]:
-        private, server = self._started.private, self.server
+        private, server = self._started.guard.path, self.server
         runtime_dir = None
         if not self.base_env.get("XDG_RUNTIME_DIR"):
-            runtime_dir = os.path.join(private.path, "runtime")
+            runtime_dir = os.path.join(private, "runtime")
             os.mkdir(runtime_dir, 0o700)
         log.info("display %s (%s pid %d)%s", server.display, self.plan.server, server.pid,
                  " ready" if server.ready else ", clients wait until it is ready")
-        client_auth = os.path.join(private.path, "Xauthority")
+        client_auth = os.path.join(private, "Xauthority")
         write_auth_file(client_auth, self._started.cookie, str(server.number),
                         inherited_auth(self.base_env))
         patch = display_patch(server.display, client_auth, runtime_dir, self.base_env)
@@ -121,7 +125,8 @@ class Session:
                              details="\n".join(a.summary() for a in attempts))
         env = apply_patch(self.display_env, {**chosen.candidate.env_patch,
                                              **gl_patch(chosen.candidate.mode, chosen.renderer)})
-        return Setup(self.server, env, chosen.candidate.prefix, chosen, tuple(attempts))
+        return Setup(self.server, self._started.guard, env=env, prefix=chosen.candidate.prefix,
+                     chosen=chosen, attempts=tuple(attempts))
 
     def close(self) -> None:
         self._started.discard()

@@ -61,7 +61,7 @@ NOOP = HERE / "noop.py"
 REPORT_DISPLAY = HERE / "report_display.py"
 
 WORKLOADS = ("W1", "W2", "W3", "W4")
-REPEATS = {"W1": 15, "W2": 7, "W3": 3}
+REPEATS = {"W1": 40, "W2": 7, "W3": 3}
 QUICK_REPEATS = {"W1": 3, "W2": 2, "W3": 1}
 CONCURRENT = 40
 QUICK_CONCURRENT = 8
@@ -898,7 +898,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark ana-headless against xvfb-run, PyVirtualDisplay and xvfbwrapper.")
     parser.add_argument("--repeat", type=int, metavar="N",
-                        help="runs per contender for W1-W3 (default: W1 15, W2 7, W3 3)")
+                        help="runs per contender for W1-W3 (default: W1 40, W2 7, W3 3)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke test: W1 3, W2 2, W3 1 runs, W4 {QUICK_CONCURRENT} "
                              "concurrent runs")

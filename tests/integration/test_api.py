@@ -160,3 +160,16 @@ def test_mesa_mode_reexecutes_under_the_launcher(tmp_path: Path, mesa_dir: str) 
     assert len(starts) == 2
     assert report["info"]["mode"] == "mesa" and report["info"]["mesa"]
     assert report["info"]["reexec"]
+
+
+def test_server_set_up_from_a_worker_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """The server lives as long as the process, not the thread that started it."""
+    code = ("import subprocess, threading, ana_headless\n"
+            "thread = threading.Thread(target=ana_headless.ensure_headless)\n"
+            "thread.start(); thread.join()\n"
+            "import time; time.sleep(0.5)\n"
+            "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
+                            capture_output=True, timeout=60, check=False, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == "0", "the display is still up"

@@ -20,7 +20,8 @@ from tests.conftest import ANA_HEADLESS, ana_env, run_ana
 # What the launcher process may import on the way to a cached-choice run: our modules and a
 # few C extensions. Each of these would cost the child's start several milliseconds.
 HEAVY = {"click", "dataclasses", "typing", "enum", "json", "re", "subprocess", "shutil",
-         "contextlib", "inspect", "logging", "signal", "socket", "tempfile", "pathlib"}
+         "contextlib", "inspect", "logging", "signal", "socket", "tempfile", "pathlib",
+         "ctypes"}
 
 
 def test_a_run_with_a_cached_choice_imports_nothing_heavy(tmp_path: Path) -> None:
