@@ -75,8 +75,8 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     for prefix in filter(None, (env.get("CONDA_PREFIX"), env.get("PIXI_PROJECT_ROOT"))):
         candidates.append(os.path.join(prefix, "mesalib", "lib"))
         candidates.append(os.path.join(prefix, "lib", "mesa"))
-    unique = dict.fromkeys(os.path.realpath(c) for c in candidates)
-    return tuple(d for d in unique if has_libgl(d))
+    # realpath only for the few that hold a libGL: it costs a stat per path component.
+    return tuple(dict.fromkeys(os.path.realpath(c) for c in candidates if has_libgl(c)))
 
 
 def gather(env: Mapping[str, str]) -> HostFacts:
