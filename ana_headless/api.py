@@ -3,17 +3,11 @@ Anatomist (SPEC §6)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
-import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from . import facts as host_facts
-from .display import Screen, server_kind
+from .display import server_kind
 from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
 from .errors import HeadlessError, UsageError
 from .inprocess import (
@@ -28,28 +22,44 @@ from .inprocess import (
     why_reexec_cannot_work,
 )
 from .messages import log
-from .options import GL_MODES, SERVERS, Options
+from .options import Options, options_from_environment
 from .plan import make_plan
+from .record import Record
 from .session import Session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 IMPLEMENTATIONS = ("direct", "threaded", "socket", "notebook", "headless")
 FALLBACKS = ("error", "onscreen")
 
 
-@dataclass(frozen=True)
-class HeadlessInfo:
-    """What was set up; the fields of upstream Anatomist's headless result, and more."""
+class HeadlessInfo(Record):
+    """What was set up; the fields of upstream Anatomist's headless result, and more
+    (`as_dict()` gives them all)."""
 
-    headless: bool
-    display: str | None
-    original_display: str | None
-    server: str | None
-    mode: str
-    renderer: str
-    virtualgl: bool
-    mesa: bool
-    reexec: bool
-    qtapp: str | None
+    __slots__ = ("display", "headless", "mesa", "mode", "original_display", "qtapp",
+                 "reexec", "renderer", "server", "virtualgl")
+
+    def __init__(self, *, headless: bool, display: str | None, original_display: str | None,
+                 server: str | None, mode: str, renderer: str, virtualgl: bool, mesa: bool,
+                 reexec: bool, qtapp: str | None) -> None:
+        self.headless = headless
+        self.display = display
+        self.original_display = original_display
+        # xvfb, xpra, or None when not headless.
+        self.server = server
+        # virtualgl, server, mesa, or onscreen.
+        self.mode = mode
+        self.renderer = renderer
+        self.virtualgl = virtualgl
+        self.mesa = mesa
+        # Whether this process was re-executed under the launcher.
+        self.reexec = reexec
+        # None, "QCore" or "QApp": the Qt application that already existed.
+        self.qtapp = qtapp
 
 
 _current: HeadlessInfo | None = None
@@ -57,21 +67,9 @@ _current: HeadlessInfo | None = None
 
 def _options(env: Mapping[str, str], allow_virtualgl: bool, force_virtualgl: bool) -> Options:
     """The launcher's options, from the same environment variables its CLI reads."""
-    gl = env.get("ANA_HEADLESS_GL", "auto")
-    server = env.get("ANA_HEADLESS_SERVER", "auto")
-    if gl not in GL_MODES or server not in SERVERS:
-        raise UsageError(f"ANA_HEADLESS_GL={gl!r} / ANA_HEADLESS_SERVER={server!r}: accepted "
-                         f"values are {', '.join(GL_MODES)} / {', '.join(SERVERS)}")
-    try:
-        screen = Screen.parse(env.get("ANA_HEADLESS_SCREEN", "1280x1024x24"))
-        timeout = float(env.get("ANA_HEADLESS_TIMEOUT", "10"))
-    except ValueError as error:
-        raise UsageError(f"ANA_HEADLESS_SCREEN / ANA_HEADLESS_TIMEOUT: {error}") from error
-    allowed = env.get("ANA_HEADLESS_ALLOW_VIRTUALGL", "1").lower() not in ("0", "false", "no")
-    return Options(gl=gl, server=server, allow_virtualgl=allow_virtualgl and allowed,
-                   force_virtualgl=force_virtualgl, vgl_display=env.get("VGL_DISPLAY") or None,
-                   mesa_dir=env.get("ANA_HEADLESS_MESA_DIR") or None, screen=screen,
-                   timeout=timeout)
+    options = options_from_environment(env)
+    return options.replace(allow_virtualgl=allow_virtualgl and options.allow_virtualgl,
+                           force_virtualgl=force_virtualgl)
 
 
 def _launcher_flags(options: Options, mode: str | None) -> list[str]:
@@ -94,6 +92,8 @@ def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> Headles
 
 
 def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
+    import warnings
+
     warnings.warn(f"ana-headless: not headless ({reason}); going on with the on-screen "
                   f"display {os.environ.get('DISPLAY')!r}, as fallback='onscreen' asks",
                   RuntimeWarning, stacklevel=3)
@@ -187,6 +187,9 @@ def HeadlessAnatomist(*args: Any, implementation: str = "direct",
 
     `*args` and the other keyword arguments go to the Anatomist constructor.
     """
+    # Here only: importlib.util imports contextlib and more (some 3 ms).
+    import importlib.util
+
     module_name, class_name = _resolve(implementation)
     # Only look the package up: importing it may import Qt, which must wait for the display.
     if importlib.util.find_spec(module_name.split(".")[0]) is None:

@@ -6,16 +6,18 @@ not "working". It prints one JSON object on stdout and exits 0 only when the pix
 
 It imports nothing but the standard library, so any Python 3 can run it by path, and loads
 `libGL.so.1` through the dynamic loader, so `LD_LIBRARY_PATH` and VirtualGL's `LD_PRELOAD`
-apply to it exactly as they apply to the child.
+apply to it exactly as they apply to the child. The in-process API imports it for
+`mapped_libraries` only: ctypes and json are imported by the probe itself.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GLX_VENDOR = 1
 GLX_RENDER_TYPE = 0x8011
@@ -37,12 +39,16 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "
 
 
 def _fail(result: dict[str, Any], why: str) -> None:
+    import json
+
     result["error"] = why
     print(json.dumps(result))
     sys.exit(1)
 
 
 def _int_list(*values: int) -> Any:
+    import ctypes
+
     return (ctypes.c_int * (len(values) + 1))(*values, 0)
 
 
@@ -59,6 +65,9 @@ def mapped_libraries(prefixes: tuple[str, ...] = _GL_LIBRARY_NAMES) -> list[str]
 
 
 def probe() -> None:
+    import ctypes
+    import json
+
     result: dict[str, Any] = {"display": os.environ.get("DISPLAY", "")}
     x11 = ctypes.CDLL("libX11.so.6")
     try:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NoReturn
 
 from .claim import socket_path
 from .display import listener_pid
 from .environment import DISPLAY_VAR
 from .errors import HeadlessError
 from .glprobe import mapped_libraries
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import NoReturn
 
 # Set in the environment of a re-executed process: a second re-exec is then impossible.
 REEXEC_VAR = "ANA_HEADLESS_REEXEC"
@@ -23,15 +26,18 @@ _GL_LIBRARY_PREFIXES = ("libGL.so", "libGLX", "libOpenGL", "libEGL", "libGLESv2"
 _QT_BINDINGS = ("PyQt5", "PyQt6", "PySide2", "PySide6")
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(Record):
     """What would keep a display or a GL library from being chosen now, in this process."""
 
-    gl_libraries: tuple[str, ...]
-    qt_gui_modules: tuple[str, ...]
-    # None, "QCore" or "QApp": the Qt application object that already exists, as upstream
-    # Anatomist's headless module reports it.
-    qt_application: str | None
+    __slots__ = ("gl_libraries", "qt_application", "qt_gui_modules")
+
+    def __init__(self, gl_libraries: tuple[str, ...], qt_gui_modules: tuple[str, ...],
+                 qt_application: str | None) -> None:
+        self.gl_libraries = gl_libraries
+        self.qt_gui_modules = qt_gui_modules
+        # None, "QCore" or "QApp": the Qt application object that already exists, as
+        # upstream Anatomist's headless module reports it.
+        self.qt_application = qt_application
 
     @property
     def too_late(self) -> bool:

@@ -1,11 +1,14 @@
 """The `ana_headless` logger, with the logging module imported only when a message is emitted.
 
 Importing logging costs a run about 10 ms; a launcher run without -v emits nothing. In a
-script (the in-process API) every message goes to logging.getLogger("ana_headless") as usual;
-the CLI sets `threshold`, under which messages are dropped without importing anything.
+script (the in-process API) every message goes to logging.getLogger("ana_headless") as usual,
+once the script uses logging at all; the CLI sets `threshold`, under which messages are
+dropped without importing anything.
 """
 
 from __future__ import annotations
+
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +24,10 @@ class LazyLogger:
 
     def _emit(self, level: int, message: str, *args: Any, **kwargs: Any) -> None:
         if self.threshold is not None and level < self.threshold:
+            return
+        if self.threshold is None and level < WARNING and "logging" not in sys.modules:
+            # In a script that never imported logging, nothing could show this message (the
+            # last-resort handler prints warnings and up): no need to import it.
             return
         import logging
 
@@ -47,7 +54,6 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         # Nothing under WARNING is emitted: leave the logging module unloaded.
         return
     import logging
-    import sys
 
     logger = logging.getLogger(LOGGER_NAME)
     handler = logging.StreamHandler(sys.stderr)

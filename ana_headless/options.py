@@ -137,16 +137,20 @@ class Request(Record):
         self.dry_run = dry_run
 
 
-def build_request(command: str, values: Mapping[str, Any], child: Sequence[str],
-                  module: str | None = None) -> Request:
-    """The request from parsed option values (SPEC §2), click's or quick_parse's;
-    `child` is SCRIPT ARGS... or PROGRAM ARGS... (or, with `module`, the module's ARGS...)."""
-    options = Options(
+def _options(values: Mapping[str, Any]) -> Options:
+    return Options(
         gl=str(values["gl"]), server=str(values["server"]),
         allow_virtualgl=bool(values["allow_virtualgl"]),
         force_virtualgl=bool(values["force_virtualgl"]),
         vgl_display=values["vgl_display"] or None, mesa_dir=values["mesa_dir"] or None,
         screen=values["screen"], timeout=float(values["timeout"]))
+
+
+def build_request(command: str, values: Mapping[str, Any], child: Sequence[str],
+                  module: str | None = None) -> Request:
+    """The request from parsed option values (SPEC §2), click's or quick_parse's;
+    `child` is SCRIPT ARGS... or PROGRAM ARGS... (or, with `module`, the module's ARGS...)."""
+    options = _options(values)
     script = None
     if command == "exec":
         argv = list(child)
@@ -183,6 +187,30 @@ def _convert(spec: OptionSpec, text: str) -> Any:
         word = text.strip().lower()
         return True if word in TRUE_WORDS else (False if word in FALSE_WORDS else None)
     return text
+
+
+def _from_environment(spec: OptionSpec, env: Mapping[str, str]) -> Any:
+    """The value of `spec` from its environment variable or its default; None when the
+    variable holds what click would refuse."""
+    if spec.envvar and env.get(spec.envvar):
+        return _convert(spec, env[spec.envvar])
+    return Screen.parse(DEFAULT_SCREEN) if spec.kind == "screen" else spec.default
+
+
+def options_from_environment(env: Mapping[str, str]) -> Options:
+    """The options the environment variables give, as the command line would read them
+    without options (for the in-process API); UsageError names a variable click would
+    refuse."""
+    from .errors import UsageError
+
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        values[spec.dest] = _from_environment(spec, env)
+        if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
+            accepted = f": use one of {', '.join(spec.choices)}" if spec.choices else ""
+            raise UsageError(f"{spec.envvar}={env[spec.envvar]!r} is not a valid value for "
+                             f"{spec.flags[-1]}{accepted}")
+    return _options(values)
 
 
 def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
@@ -234,15 +262,10 @@ def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
         given[spec.dest] = value
     values: dict[str, Any] = {}
     for spec in SPECS:
-        if spec.dest in given:
-            values[spec.dest] = given[spec.dest]
-        elif spec.envvar and env.get(spec.envvar):
-            values[spec.dest] = _convert(spec, env[spec.envvar])
-            if values[spec.dest] is None:
-                return None
-        else:
-            values[spec.dest] = (Screen.parse(DEFAULT_SCREEN) if spec.kind == "screen"
-                                 else spec.default)
+        values[spec.dest] = (given[spec.dest] if spec.dest in given
+                             else _from_environment(spec, env))
+        if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
+            return None
     if module is None and not rest:
         return None
     return build_request(command, values, rest, module)
