@@ -123,9 +123,11 @@ def _execute(request: Request) -> NoReturn:
 def main() -> None:
     """Run Qt / OpenGL programs, Anatomist among them, without a screen.
 
-    Each run gets a private virtual X server (Xvfb, or xpra) and a working OpenGL (VirtualGL
-    on a GPU, a software Mesa, or the server's own GLX), checked by a probe before the program
-    starts. Signals reach the program, its exit status is returned, and nothing is left behind.
+    Each run gets a private virtual X server (Xvfb, or xpra) on a display claimed atomically,
+    and a working OpenGL (VirtualGL on a GPU, a software Mesa, or the server's own GLX),
+    checked by a probe whose result is cached per host. The program starts while the server
+    initialises: its first connection waits until the server is ready. Signals reach the
+    program, its exit status is returned, and nothing is left behind.
     """
 
 

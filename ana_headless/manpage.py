@@ -12,7 +12,7 @@ from ._version import __version__
 from .cli import EXAMPLES, main
 from .environment import DISPLAY_VAR, MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR
 from .errors import EXIT_STATUSES
-from .probecache import CACHE_VAR
+from .probecache import CACHE_FILE, CACHE_VAR
 
 SYNOPSIS = (
     "run [OPTIONS] SCRIPT [ARGS]...",
@@ -83,7 +83,8 @@ def render() -> str:
             "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
             "in its description above.",
             ".TP", f"\\fB{CACHE_VAR}\\fR",
-            "Where GL probe results are cached (default ~/.cache/ana\\-headless/probes.json); "
+            "Where GL probe results are cached (default "
+            f"~/.cache/ana\\-headless/{_escape(CACHE_FILE)}, in Python's marshal format); "
             "0 turns the cache off. A result is reused only while the candidate, the loader "
             "variables, the screen depth and the files involved are unchanged.",
             ".PP", "The child gets:"]
