@@ -350,13 +350,18 @@ class XServer:
 
 def _wait_gone(pid: int) -> None:
     """The Xvfb under xpra must go with it; it got SIGTERM from its parent's death."""
-    deadline = time.monotonic() + STOP_DEADLINE
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    import contextlib
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:
+        return  # gone already
+    import select
 
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signals.SIGKILL)
+    try:
+        # Readable once the process has ended (it is not ours to reap).
+        if not select.select([handle], [], [], STOP_DEADLINE)[0]:
+            signals.pidfd_send_signal(handle, signals.SIGKILL)
+    finally:
+        os.close(handle)
 
 
 def _log_tail(path: str) -> str:

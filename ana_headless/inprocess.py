@@ -126,9 +126,16 @@ def apply_in_place(env_patch: Mapping[str, str | None]) -> None:
 
 
 def keep_until_exit(stop: Callable[[], None]) -> None:
-    """The server lives as long as the interpreter; after os._exit or SIGKILL, the kernel's
-    parent-death signal and the directory watcher still clean up."""
-    atexit.register(stop)
+    """The server lives as long as the interpreter; after os._exit or SIGKILL, the watcher
+    still cleans up. A forked copy of this process (multiprocessing, say) that exits leaves
+    the server to us."""
+    owner = os.getpid()
+
+    def stop_if_ours() -> None:
+        if os.getpid() == owner:
+            stop()
+
+    atexit.register(stop_if_ours)
 
 
 def loop_guard(env: Mapping[str, str]) -> None:

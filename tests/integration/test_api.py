@@ -173,3 +173,16 @@ def test_server_set_up_from_a_worker_thread_outlives_the_thread(tmp_path: Path) 
                             capture_output=True, timeout=60, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "0", "the display is still up"
+
+
+def test_a_forked_copy_that_exits_leaves_the_display_up(tmp_path: Path) -> None:
+    code = ("import os, subprocess, sys, ana_headless\n"
+            "ana_headless.ensure_headless()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n    sys.exit(0)\n"
+            "os.waitpid(pid, 0)\n"
+            "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
+                            capture_output=True, timeout=60, check=False, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == "0", "the display is still up"
