@@ -93,7 +93,7 @@ def _take_lock(number: int) -> bool | None:
     except OSError:
         return None
     finally:
-        os.unlink(draft)
+        _unlink(draft)
 
 
 class DisplayClaim:

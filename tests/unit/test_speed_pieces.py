@@ -61,6 +61,8 @@ PLAIN = [
     (["run", "--vgl-display", "egl", "--server", "xvfb", "--dry-run", "s.py"], {}),
     (["run", "--mesa-dir", "/", "s.py"], {}),
     (["run", "--timeout", "1", "--timeout", "7", "s.py"], {}),
+    (["run", "--vgl-display", "-x", "s.py"], {}),
+    (["run", "--vgl-display=a=b", "s.py"], {}),
     (["run", "s.py"], {"ANA_HEADLESS_GL": "server", "ANA_HEADLESS_SCREEN": "320x200x24",
                        "ANA_HEADLESS_TIMEOUT": "3", "ANA_HEADLESS_SERVER": "xpra",
                        "VGL_DISPLAY": ":3", "ANA_HEADLESS_PYTHON": "/opt/python"}),
