@@ -97,7 +97,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test, whatever its outcome, nothing new of ours remains (SPEC §5)."""
     before = leftovers()
     yield
-    # The kernel delivers parent-death signals asynchronously: give them a moment.
+    # A killed launcher's watcher cleans up asynchronously: give it a moment.
     deadline = time.monotonic() + 5
     while (new := leftovers() - before) and time.monotonic() < deadline:
         time.sleep(0.05)

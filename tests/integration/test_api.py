@@ -24,6 +24,14 @@ def no_display_env(**extra: str) -> dict[str, str]:
     return ana_env(DISPLAY=None, ANA_HEADLESS_DISPLAY=None, **extra)
 
 
+def python_c(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Run `python -c code` without a display; its stdout (it must exit 0)."""
+    result = subprocess.run([sys.executable, "-c", code], env=env or no_display_env(),
+                            capture_output=True, timeout=60, check=False, cwd=cwd)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
 def run_script(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                expect: int = 0) -> tuple[list[str], dict[str, Any]]:
     """Run the snapshot script with plain python; its START lines and its report."""
@@ -84,10 +92,7 @@ def test_python_c_with_qt_loaded_raises_naming_the_launcher() -> None:
     code = ("import PyQt5.QtWidgets, ana_headless\n"
             "try:\n    ana_headless.ensure_headless()\n"
             "except ana_headless.HeadlessError as e:\n    print(e.exit_status, e)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
-                            capture_output=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr.decode()
-    out = result.stdout.decode()
+    out = python_c(code)
     assert out.startswith("125 ") and "`ana-headless run SCRIPT`" in out and "python -c" in out
 
 
@@ -97,10 +102,7 @@ def test_onscreen_fallback_warns_and_reports_it() -> None:
             "    warnings.simplefilter('always')\n"
             "    info = ana_headless.ensure_headless(fallback='onscreen')\n"
             "print(info.headless, info.mode, len(caught), caught[0].message)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
-                            capture_output=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().startswith("False onscreen 1 ana-headless: not headless")
+    assert python_c(code).startswith("False onscreen 1 ana-headless: not headless")
 
 
 def test_ensure_headless_needs_no_anatomist_and_anatomist_missing_is_explained(
@@ -112,10 +114,7 @@ def test_ensure_headless_needs_no_anatomist_and_anatomist_missing_is_explained(
             "except ana_headless.HeadlessError as e:\n    print(e)\n")
     env = no_display_env()
     env["PYTHONPATH"] = ""  # no stand-in: Anatomist is not importable
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            timeout=60, check=False, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr.decode()
-    first, second = result.stdout.decode().splitlines()
+    first, second = python_c(code, env=env, cwd=tmp_path).splitlines()
     assert first == "True True"
     assert "pyanatomist" in second and "BrainVISA" in second and "ensure_headless()" in second
 
@@ -169,10 +168,7 @@ def test_server_set_up_from_a_worker_thread_outlives_the_thread(tmp_path: Path) 
             "thread.start(); thread.join()\n"
             "import time; time.sleep(0.5)\n"
             "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
-                            capture_output=True, timeout=60, check=False, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().strip() == "0", "the display is still up"
+    assert python_c(code, cwd=tmp_path).strip() == "0", "the display is still up"
 
 
 def test_a_forked_copy_that_exits_leaves_the_display_up(tmp_path: Path) -> None:
@@ -182,7 +178,4 @@ def test_a_forked_copy_that_exits_leaves_the_display_up(tmp_path: Path) -> None:
             "if pid == 0:\n    sys.exit(0)\n"
             "os.waitpid(pid, 0)\n"
             "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=no_display_env(),
-                            capture_output=True, timeout=60, check=False, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().strip() == "0", "the display is still up"
+    assert python_c(code, cwd=tmp_path).strip() == "0", "the display is still up"
