@@ -148,9 +148,9 @@ def test_parent_ignoring_sigusr1_and_sigchld(tmp_path: Path) -> None:
     assert result.stdout.decode().strip() == "server"
 
 
-def test_missing_x11_socket_directory(tmp_path: Path) -> None:
-    """With /tmp/.X11-unix absent: a fresh tmpfs /tmp in a private mount namespace, with only
-    the directories this test runs from (checkout, virtualenv) bound back into it."""
+def in_private_tmp(setup: str, command: str) -> subprocess.CompletedProcess[bytes]:
+    """Run `setup` then `command` on a fresh tmpfs /tmp in a private mount namespace, with
+    only the directories this test runs from (checkout, virtualenv) bound back into it."""
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True,
                       check=False).returncode != 0:
         pytest.skip("cannot make a private mount namespace here (needs root)")
@@ -159,13 +159,29 @@ def test_missing_x11_socket_directory(tmp_path: Path) -> None:
     old_tmp = Path(tempfile.mkdtemp(dir="/var/tmp"))
     rebind = "".join(f' && mkdir -p "/tmp/{d}" && mount --bind "{old_tmp}/{d}" "/tmp/{d}"'
                      for d in in_tmp)
-    command = (f'mount --bind /tmp "{old_tmp}" && mount -t tmpfs none /tmp{rebind}'
-               f' && test ! -e /tmp/.X11-unix && exec "{ANA_HEADLESS}" exec sh -c '
-               '\'test -S /tmp/.X11-unix/X"${DISPLAY#:}" && echo "$DISPLAY"\'')
+    script = (f'mount --bind /tmp "{old_tmp}" && mount -t tmpfs none /tmp{rebind}'
+              f" && {setup} && {command}")
     try:
-        result = subprocess.run(["unshare", "--mount", "sh", "-c", command],
-                                capture_output=True, env=ana_env(), timeout=60, check=False)
+        return subprocess.run(["unshare", "--mount", "sh", "-c", script],
+                              capture_output=True, env=ana_env(), timeout=60, check=False)
     finally:
         old_tmp.rmdir()
+
+
+def test_missing_x11_socket_directory() -> None:
+    result = in_private_tmp(
+        "test ! -e /tmp/.X11-unix",
+        f'"{ANA_HEADLESS}" exec sh -c \'test -S /tmp/.X11-unix/X"${{DISPLAY#:}}" && echo '
+        '"$DISPLAY"\'')
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().startswith(":")
+
+
+def test_x11_socket_directory_not_writable() -> None:
+    """Not even root can write there (a read-only mount): the abstract socket alone serves."""
+    result = in_private_tmp(
+        "mkdir -m 1777 /tmp/.X11-unix && mount --bind -o ro /tmp/.X11-unix /tmp/.X11-unix",
+        f'"{ANA_HEADLESS}" exec sh -c \'test ! -e /tmp/.X11-unix/X"${{DISPLAY#:}}" && '
+        'xdpyinfo >/dev/null && echo "$DISPLAY"\'')
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith(":")
