@@ -163,8 +163,13 @@ class Guard:
             os.close(read_end)
 
     def _tell(self, line: str) -> None:
-        if self._watcher is not None:
+        if self._watcher is None:
+            return
+        try:
             os.write(self._pipe, f"{line}\n".encode())
+        except BrokenPipeError:
+            # Somebody killed the watcher: the run goes on, without its safety net.
+            return
 
     def kill_on_death(self, pid: int, signal_name: str) -> None:
         """If we die, `pid` gets SIG`signal_name` (TERM, KILL...)."""

@@ -69,3 +69,24 @@ def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path)
     assert not os.path.exists(f"/tmp/.X11-unix/X{number}"), "the server's socket remains"
     assert not os.path.exists(private_dir), "the private directory remains"
     assert leftovers() <= before
+
+
+def watcher_of(private_dir: str) -> int:
+    """The pid of the watcher that guards `private_dir`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ana-headless-cleanup" in argv and private_dir.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no watcher for {private_dir}")
+
+
+def test_a_run_whose_watcher_was_killed_still_ends_well(tmp_path: Path) -> None:
+    launcher, ready = start(tmp_path)
+    os.kill(watcher_of(os.path.dirname(ready["xauthority"])), signal.SIGKILL)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.stdout is not None
+    assert json.loads(launcher.stdout.readline())["display_alive"]
+    assert launcher.wait(30) == 100 + signal.SIGTERM
