@@ -168,20 +168,14 @@ def in_private_tmp(setup: str, command: str) -> subprocess.CompletedProcess[byte
         old_tmp.rmdir()
 
 
-def test_missing_x11_socket_directory() -> None:
-    result = in_private_tmp(
-        "test ! -e /tmp/.X11-unix",
-        f'"{ANA_HEADLESS}" exec sh -c \'test -S /tmp/.X11-unix/X"${{DISPLAY#:}}" && echo '
-        '"$DISPLAY"\'')
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().startswith(":")
-
-
-def test_x11_socket_directory_not_writable() -> None:
-    """Not even root can write there (a read-only mount): the abstract socket alone serves."""
-    result = in_private_tmp(
-        "mkdir -m 1777 /tmp/.X11-unix && mount --bind -o ro /tmp/.X11-unix /tmp/.X11-unix",
-        f'"{ANA_HEADLESS}" exec sh -c \'test ! -e /tmp/.X11-unix/X"${{DISPLAY#:}}" && '
-        'xdpyinfo >/dev/null && echo "$DISPLAY"\'')
+@pytest.mark.parametrize("setup, check", [
+    # Missing: created as X servers do.
+    ("test ! -e /tmp/.X11-unix", 'test -S /tmp/.X11-unix/X"${DISPLAY#:}"'),
+    # Not writable, even by root (a read-only mount): the abstract socket alone serves.
+    ("mkdir -m 1777 /tmp/.X11-unix && mount --bind -o ro /tmp/.X11-unix /tmp/.X11-unix",
+     'test ! -e /tmp/.X11-unix/X"${DISPLAY#:}" && xdpyinfo >/dev/null'),
+], ids=["missing", "not-writable"])
+def test_x11_socket_directory(setup: str, check: str) -> None:
+    result = in_private_tmp(setup, f'"{ANA_HEADLESS}" exec sh -c \'{check} && echo "$DISPLAY"\'')
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().startswith(":")
