@@ -30,7 +30,8 @@ ANA_HEADLESS = str(Path(sys.executable).parent / "ana-headless")
 
 
 # The tests' own probe cache, apart from the user's (SPEC: cached per host).
-PROBE_CACHE = Path(tempfile.mkdtemp(prefix="ana-tests-cache-")) / "probes.marshal"
+# Named, not made: the first run that saves a probe creates it (a collection alone leaves none).
+PROBE_CACHE = Path(tempfile.gettempdir()) / f"ana-tests-cache-{os.getpid()}" / "probes.marshal"
 
 
 def ana_env(**overrides: str | None) -> dict[str, str]:
@@ -70,6 +71,7 @@ def leftovers() -> set[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def remove_probe_cache() -> Iterator[None]:
+    shutil.rmtree(PROBE_CACHE.parent, ignore_errors=True)
     yield
     shutil.rmtree(PROBE_CACHE.parent, ignore_errors=True)
 
