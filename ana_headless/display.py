@@ -219,11 +219,6 @@ class XServer:
         return f":{self.number}"
 
     @property
-    def files(self) -> list[str]:
-        """Files of ours that a SIGKILL of this process would leave behind."""
-        return self.claim.files if self.claim else []
-
-    @property
     def connectable(self) -> bool:
         """Clients may connect already: they wait until the server is ready."""
         return self.claim is not None

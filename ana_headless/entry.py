@@ -13,7 +13,7 @@ import os
 import sys
 
 from .display import ServerStart
-from .lifetime import signals, which
+from .lifetime import signals
 from .options import quick_parse
 
 TYPE_CHECKING = False
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 def _start_early(request: Request) -> ServerStart | None:
     """The Xvfb the request will want, started now; None when it will want none."""
     options = request.options
-    if request.dry_run or options.server not in ("auto", "xvfb") or which("Xvfb") is None:
+    if request.dry_run or options.server not in ("auto", "xvfb"):
         return None
     try:
         return ServerStart("xvfb", options.screen)
     except Exception:
-        # The launcher starts (and reports) the server itself.
+        # No Xvfb, say: the launcher plans (and reports) the server itself.
         return None
 
 
