@@ -93,7 +93,7 @@ def _take_lock(number: int) -> bool | None:
     except OSError:
         return None
     finally:
-        _unlink(draft)
+        unlink_if_there(draft)
 
 
 class DisplayClaim:
@@ -133,10 +133,10 @@ class DisplayClaim:
             path = socket_path(self.number)
             # Once our server is gone, another may have bound a new file under this name.
             if _inode(path) == self._socket_inode:
-                _unlink(path)
+                unlink_if_there(path)
             self._socket_inode = None
         if self._locked:
-            _unlink(lock_path(self.number))
+            unlink_if_there(lock_path(self.number))
             self._locked = False
 
 
@@ -147,7 +147,7 @@ def _inode(path: str) -> int | None:
         return None
 
 
-def _unlink(path: str) -> None:
+def unlink_if_there(path: str) -> None:
     """os.unlink, for a file that may be gone already (contextlib would be a 3 ms import)."""
     try:
         os.unlink(path)

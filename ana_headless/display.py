@@ -18,9 +18,16 @@ from __future__ import annotations
 import os
 import time
 
-from .claim import DisplayClaim, claim_display, socket_path, supports_socket_activation
+from .claim import (
+    DisplayClaim,
+    claim_display,
+    socket_path,
+    supports_socket_activation,
+    unlink_if_there,
+)
 from .errors import SetupError
 from .lifetime import Guard, signals, spawn, which, with_parent_death_signal
+from .messages import log
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -35,6 +42,9 @@ _STDERR_TAIL = 2000
 # sd_listen_fds() checks that LISTEN_PID is the pid of the process reading it, which only a
 # shell that then execs the server can know beforehand.
 _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
+# Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
+# of these the server can write to. The server reads and removes the file before it is ready.
+_KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
 
 
 class Screen:
@@ -168,6 +178,8 @@ class XServer:
         self.number = self.claim.number if self.claim else None
         self.ready = False
         self._stopping = False
+        # Killed while starting, which only a server with no helper process running can be.
+        self._cut_short = False
         self.returncode: int | None = None
         # The process that listens on the display, checked when the server picked the number.
         self.listener: int | None = None
@@ -302,15 +314,30 @@ class XServer:
         if self.returncode is not None or self._stopping:
             return
         self._stopping = True
-        if self.claim and self.ready:
-            # Everything it would clean up on a polite stop (socket, lock) is ours, and its
-            # keymap file was removed once it was read: killing it costs nothing and is the
-            # fastest end. Not before it is ready: a killed Xvfb would leave the keymap its
-            # xkbcomp is writing.
+        if self.claim and (self.ready or self._halted_alone()):
+            # Everything it would clean up on a polite stop (socket, lock) is ours: killing it
+            # costs nothing and is the fastest end. Once it is ready, its keymap file is gone
+            # too; before, a server that nobody could have talked to yet (clients get no
+            # answer until it is ready) is not worth waiting for.
             os.kill(self.pid, signals.SIGKILL)
             self.claim.release()
         else:
             self._ask_to_stop()
+
+    def _halted_alone(self) -> bool:
+        """Freeze a server that is still starting; True when it then runs no helper process,
+        so that killing it leaves no orphan. A server that does (its keymap compiler) goes on,
+        and will stop once started."""
+        os.kill(self.pid, signals.SIGSTOP)
+        # Once all its threads are stopped it cannot start a helper behind our back.
+        os.waitid(os.P_PID, self.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+        if _has_children(self.pid) is False:
+            log.info("%s killed while it was still starting: no client had an answer from it",
+                     _name(self.kind))
+            self._cut_short = True
+            return True
+        os.kill(self.pid, signals.SIGCONT)
+        return False
 
     def stop(self) -> None:
         """Stop it and wait until it is gone; remove what it leaves."""
@@ -318,15 +345,17 @@ class XServer:
         if self.returncode is None:
             self.returncode = self._guard.reap(self.pid, STOP_DEADLINE)
         self._end()
+        if self._cut_short:
+            # Killed between its keymap compiler's end and its reading of the keymap, it
+            # leaves the file; the name is its display's, which is ours.
+            for directory in _KEYMAP_DIRECTORIES:
+                unlink_if_there(f"{directory}/server-{self.number}.xkm")
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
         if self.returncode == -signals.SIGKILL and self.claim is None and self.number is not None:
-            import contextlib
-
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
             for leftover in (socket_path(self.number), f"/tmp/.X{self.number}-lock"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover)
+                unlink_if_there(leftover)
 
     def _ask_to_stop(self) -> None:
         if self.kind == "xpra" and self.ready:
@@ -341,6 +370,19 @@ class XServer:
                 pass
         # Before it is ready too: it finishes starting, then ends as it should.
         os.kill(self.pid, signals.SIGTERM)
+
+
+def _has_children(pid: int) -> bool | None:
+    """Whether the stopped process `pid` has child processes; None when the kernel does not
+    say (no /proc/PID/task/TID/children)."""
+    try:
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as children:
+                if children.read().strip():
+                    return True
+    except OSError:
+        return None
+    return False
 
 
 def _wait_gone(pid: int) -> None:

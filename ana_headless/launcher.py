@@ -115,8 +115,10 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
     """Run the child with stdio untouched, forward signals to it, return its exit status.
 
     A server that is still starting is watched meanwhile: if it exits, or is not ready
-    `timeout` s after its start, the child is killed and SetupError raised, as it is when
-    the child ends first and the server then fails to become ready.
+    `timeout` s after its start, the child is killed and SetupError raised. A child that
+    ends while the server is still starting never had an answer from it (a client waits in
+    the socket's backlog until the server is ready): its status is its own, and the server
+    is not waited for.
     """
     server, guard = setup.server, setup.guard
     watched = {*FORWARDED_SIGNALS, signals.SIGCHLD}
@@ -144,8 +146,8 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
             os.kill(child, signals.SIGKILL)
             guard.reap(child, None)
             raise
-        # Its status is only the child's if the display it was given came up.
-        server.wait_ready(timeout)
+        # Unless the server failed meanwhile, which may be why the child ended.
+        server.check(timeout)
         return exit_status(returncode)
     finally:
         signals.pthread_sigmask(signals.SIG_SETMASK, previous_mask)

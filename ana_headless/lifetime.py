@@ -55,7 +55,10 @@ while read -r verb what pid; do
     remove) paths="$paths $what" ;;
   esac
 done
-for k in $kills; do kill -s "${k%%:*}" "${k#*:}" 2>/dev/null; done
+# CONT too: a server we had frozen (SIGSTOP) to look at it would hold the signal pending.
+for k in $kills; do
+  kill -s "${k%%:*}" "${k#*:}" 2>/dev/null; kill -s CONT "${k#*:}" 2>/dev/null
+done
 rm -rf -- "$1" $paths
 """
 

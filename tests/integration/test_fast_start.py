@@ -78,7 +78,7 @@ def test_stale_files_of_others_are_skipped_and_left_alone() -> None:
 def test_xvfb_runs_lock_scan_steps_over_our_display(tmp_path: Path) -> None:
     ready = tmp_path / "display"
     holder = subprocess.Popen([ANA_HEADLESS, "exec", "sh", "-c",
-                               f'echo "$DISPLAY" > {ready}; sleep 30'], env=ana_env())
+                               f'echo "$DISPLAY" > {ready}; exec sleep 30'], env=ana_env())
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() or not ready.read_text().strip():
@@ -107,6 +107,14 @@ def fake_xvfb(tmp_path: Path) -> dict[str, str]:
         'case "$FAKE_XVFB" in\n'
         "  die) echo 'Fatal server error: fake failure' >&2; sleep 0.5; exit 1 ;;\n"
         "  hang) echo 'stuck' >&2; exec sleep 60 ;;\n"
+        # Still starting, alone: its keymap compiled (the file Xvfb reads, then removes).
+        '  compiled) for a; do case $a in :*) number=${a#:} ;; esac; done\n'
+        "            dir=/var/lib/xkb; [ -w $dir ] || dir=/tmp\n"
+        '            echo "$dir/server-$number.xkm" > "$FAKE_XVFB_REPORT"\n'
+        '            : > "$dir/server-$number.xkm"; while :; do :; done ;;\n'
+        # Still starting, with a helper (as Xvfb runs xkbcomp); on SIGTERM it ends after it.
+        "  helper) trap 'exit 0' TERM\n"
+        """           sh -c 'echo $$ > "$FAKE_XVFB_REPORT"; exec sleep 2' ;;\n"""
         "esac\n"
         f'exec {real} "$@"\n')
     fake.chmod(0o755)
@@ -139,6 +147,41 @@ def test_server_failing_after_the_child_started_is_125_and_kills_the_child(
     assert message in err and ("fake failure" in err or "stuck" in err)
     assert pid_file.exists(), "the child had started while the server was starting"
     assert not os.path.exists(f"/proc/{pid_file.read_text()}"), "the child was killed"
+
+
+def test_a_child_that_ends_first_does_not_wait_for_the_servers_start(tmp_path: Path) -> None:
+    """No client can have had an answer from a server that is not ready: the run ends with
+    the child's status, the server is killed unfinished, and nothing of it is left."""
+    env = fake_xvfb(tmp_path)
+    assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
+    report = tmp_path / "keymap"
+    result = run_ana(["exec", "-v", "--timeout", "60", "sh", "-c", "exit 3"],
+                     env={**env, "FAKE_XVFB": "compiled", "FAKE_XVFB_REPORT": str(report)},
+                     timeout=30)
+    err = result.stderr.decode()
+    assert result.returncode == 3, err
+    assert "Xvfb killed while it was still starting" in err
+    server = int(err.split("(xvfb pid ")[1].split(")")[0])
+    number = err.split("display :")[1].split(" ")[0]
+    assert not os.path.exists(f"/proc/{server}")
+    assert not os.path.exists(report.read_text().strip()), "its keymap file was removed"
+    assert not os.path.exists(lock_path(int(number)))
+    assert not os.path.exists(socket_path(number))
+
+
+def test_a_server_running_a_helper_is_not_killed_but_ends_after_it(tmp_path: Path) -> None:
+    """Killed, a starting server would leave its helper (the keymap compiler) orphaned: it is
+    asked to stop instead, and ends once the helper has."""
+    env = fake_xvfb(tmp_path)
+    assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
+    report = tmp_path / "helper.pid"
+    result = run_ana(["exec", "-v", "sh", "-c", f'while [ ! -s "{report}" ]; do :; done'],
+                     env={**env, "FAKE_XVFB": "helper", "FAKE_XVFB_REPORT": str(report)},
+                     timeout=30)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "still starting" not in err
+    assert not os.path.exists(f"/proc/{report.read_text().strip()}"), "no orphaned helper"
 
 
 def test_file_descriptors_given_to_the_launcher_reach_the_child(tmp_path: Path) -> None:
