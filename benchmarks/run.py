@@ -2,12 +2,15 @@
 """ana-headless side by side with the tools users pick today: xvfb-run, PyVirtualDisplay and
 xvfbwrapper.
 
-    python benchmarks/run.py [--quick] [--repeat N] [--only W1,W2,W3,W4] [--out DIR]
+    python benchmarks/run.py [--quick] [--repeat N] [--only W1,W1c,W2,W3,W4] [--out DIR]
 
 Workloads, each run in a fresh process per run:
 
 - W1: a no-op script: the launcher's and its display's own cost (plain python without X is the
-  floor);
+  floor); a bare Xvfb started until ready is the reference;
+- W1c: the same script, which also opens its display once and closes it: a display that is
+  used must be up before the run can end (ana-headless does not wait for a server that the
+  child ended without using). The launcher overhead is measured on it;
 - W2: first frame: examples/render_scene.py with about 100k triangles, one grab saved as PNG,
   pixels checked by the script itself;
 - W3: snapshot throughput: the same scene, 50 grabs and PNG saves in one process;
@@ -60,16 +63,16 @@ SCENE = ROOT / "examples" / "render_scene.py"
 NOOP = HERE / "noop.py"
 REPORT_DISPLAY = HERE / "report_display.py"
 
-WORKLOADS = ("W1", "W2", "W3", "W4")
-REPEATS = {"W1": 40, "W2": 7, "W3": 3}
-QUICK_REPEATS = {"W1": 3, "W2": 2, "W3": 1}
+WORKLOADS = ("W1", "W1c", "W2", "W3", "W4")
+REPEATS = {"W1": 40, "W1c": 40, "W2": 7, "W3": 3}
+QUICK_REPEATS = {"W1": 3, "W1c": 3, "W2": 2, "W3": 1}
 CONCURRENT = 40
 QUICK_CONCURRENT = 8
 TRIANGLES = 100_000
 SNAPSHOTS = 50
 SCREEN = "1280x1024x24"
 # Per run (W4: per batch); a run past it is killed and counts as a failure.
-TIMEOUTS = {"W1": 60.0, "W2": 120.0, "W3": 300.0, "W4": 600.0}
+TIMEOUTS = {"W1": 60.0, "W1c": 60.0, "W2": 120.0, "W3": 300.0, "W4": 600.0}
 XVFB_READY_TIMEOUT = 10.0
 # How long a run's X server may take to go once the run has ended before it counts as left behind
 # (xvfb-run, for one, signals its server and exits without waiting for it).
@@ -499,17 +502,20 @@ class Workload:
     title: str
     # 0: the no-op script; else the scene, saving this many frames.
     frames: int = 0
+    # The no-op script's arguments.
+    noop_args: tuple[str, ...] = ()
 
     def command(self, png: Path) -> list[str]:
         """SCRIPT ARGS...; the scene runs behind report_display.py, which says (as noop.py
         does) which display and XAUTHORITY the run got, so that its debris can be told apart."""
         if not self.frames:
-            return [str(NOOP)]
+            return [str(NOOP), *self.noop_args]
         command = [str(REPORT_DISPLAY), str(SCENE), str(png), "--triangles", str(TRIANGLES)]
         return [*command, "--frames", str(self.frames)] if self.frames > 1 else command
 
 
 W1 = Workload("W1", "no-op script")
+W1C = Workload("W1c", "no-op script that opens its display once", noop_args=("--connect",))
 W2 = Workload("W2", f"first frame, {TRIANGLES // 1000}k triangles, one grab saved as PNG",
               frames=1)
 W3 = Workload("W3", f"snapshot throughput, {SNAPSHOTS} grabs + PNG saves in one process",
@@ -808,8 +814,10 @@ def _median(results: dict[str, Any], workload: str, key: str) -> float | None:
 
 
 def launcher_overhead(results: dict[str, Any], key: str) -> float | None:
-    """W1 median of `key` minus (bare Xvfb ready median + plain python no-op median), in ms."""
-    parts = [_median(results, "W1", name) for name in (key, "bare-xvfb", "python")]
+    """W1c median of `key` minus (bare Xvfb ready median + plain python no-op median), in ms:
+    on W1c, where the display is used, ana-headless must wait for its server."""
+    parts = [_median(results, *where) for where in
+             (("W1c", key), ("W1", "bare-xvfb"), ("W1", "python"))]
     if any(part is None for part in parts):
         return None
     launcher, bare, floor = parts
@@ -858,11 +866,15 @@ def markdown(report: dict[str, Any], runners: Sequence[Contender]) -> str:
         out += ["", f"## W1: {W1.title} (ms; {runs('W1')})", "",
                 *timing_table(results["W1"]["results"], runners, 1000, 1,
                               extra=[("bare Xvfb ready (reference)", "bare-xvfb")]), ""]
+    if "W1c" in results:
+        out += ["", f"## W1c: {W1C.title} (ms; {runs('W1c')})", "",
+                *timing_table(results["W1c"]["results"], x11, 1000, 1), ""]
         for contender in (c for c in runners if c.key in ANA_KEYS):
             overhead = launcher_overhead(results, contender.key)
             if overhead is not None:
-                out.append(f"- Launcher overhead of {contender.label}: W1 median - (bare Xvfb "
-                           f"ready median + python no-op median) = **{overhead:.1f} ms**")
+                out.append(f"- Launcher overhead of {contender.label}: W1c median - (bare "
+                           f"Xvfb ready median + python no-op median, from W1) = "
+                           f"**{overhead:.1f} ms**")
     if "W2" in results:
         out += ["", f"## W2: {W2.title} (ms; {runs('W2')})", "",
                 *timing_table(results["W2"]["results"], x11, 1000, 0)]
@@ -883,7 +895,12 @@ def markdown(report: dict[str, Any], runners: Sequence[Contender]) -> str:
             out.append(f"| {contender.label} | {batch['wall_s']:.1f} | {batch['failures']} | "
                        f"{batch['distinct_displays']} | "
                        + " | ".join(str(left[kind]) for kind in KINDS) + " |")
-    out += ["", "## Targets", "", *(Target(**t).line() for t in report["targets"]),
+    out += ["", "## Targets", "", *(Target(**t).line() for t in report["targets"])]
+    reference = results.get("W1c", {}).get("results", {}).get(ANA_KEYS[0])
+    if reference:
+        out.append(f"- (no target) W1c median ratio ana-headless run / xvfb-run: "
+                   f"{_fmt(reference['ratio_to_xvfb_run'], 2)}")
+    out += [
             "", "## Contenders", "", *(f"- {c.label}: `{c.shown}`" for c in runners), "",
             "Left behind: an Xvfb process, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
             "directory of the run's that is still there once the run has ended (counted; then "
@@ -898,17 +915,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark ana-headless against xvfb-run, PyVirtualDisplay and xvfbwrapper.")
     parser.add_argument("--repeat", type=int, metavar="N",
-                        help="runs per contender for W1-W3 (default: W1 40, W2 7, W3 3)")
+                        help="runs per contender for W1-W3 (default: W1 and W1c 40, W2 7, "
+                             "W3 3)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke test: W1 3, W2 2, W3 1 runs, W4 {QUICK_CONCURRENT} "
+                        help=f"a smoke test: W1 3, W1c 3, W2 2, W3 1 runs, W4 {QUICK_CONCURRENT} "
                              "concurrent runs")
-    parser.add_argument("--only", metavar="W1,W2,...", default=",".join(WORKLOADS),
+    parser.add_argument("--only", metavar="W1,W1c,...", default=",".join(WORKLOADS),
                         help="the workloads to run (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "results", metavar="DIR",
                         help="where latest.md and latest.json go (default: benchmarks/results)")
     args = parser.parse_args(argv)
-    args.only = [w.strip().upper() for w in args.only.split(",") if w.strip()]
-    unknown = sorted(set(args.only) - set(WORKLOADS))
+    canonical = {key.upper(): key for key in WORKLOADS}
+    asked = [w.strip().upper() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(asked) - set(canonical))
+    args.only = [canonical[w] for w in asked if w in canonical]
     if unknown or not args.only:
         parser.error(f"--only: {', '.join(unknown) or 'nothing'}: choose from "
                      f"{', '.join(WORKLOADS)}")
@@ -951,7 +971,7 @@ def main(argv: Sequence[str]) -> int:
         if "W1" in args.only:
             series = measure(W1, usable, repeats["W1"], workdir, with_bare_xvfb=True)
             workloads["W1"] = {"title": W1.title, "results": summarize(series)}
-        for workload in (W2, W3):
+        for workload in (W1C, W2, W3):
             if workload.key in args.only:
                 series = measure(workload, [c for c in usable if c.x11],
                                  repeats[workload.key], workdir)
