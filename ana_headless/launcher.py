@@ -148,6 +148,8 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
             raise
         # Unless the server failed meanwhile, which may be why the child ended.
         server.check(timeout)
+        # The server's end is on the run's clock: begun at once, waited for by the session.
+        server.begin_stop()
         return exit_status(returncode)
     finally:
         signals.pthread_sigmask(signals.SIG_SETMASK, previous_mask)
