@@ -126,8 +126,9 @@ def main() -> None:
     Each run gets a private virtual X server (Xvfb, or xpra) on a display claimed atomically,
     and a working OpenGL (VirtualGL on a GPU, a software Mesa, or the server's own GLX),
     checked by a probe whose result is cached per host. The program starts while the server
-    initialises: its first connection waits until the server is ready. Signals reach the
-    program, its exit status is returned, and nothing is left behind.
+    initialises: its first connection waits until the server is ready, and a program that
+    ends without using the display does not wait for it. Signals reach the program, its exit
+    status is returned, and nothing is left behind.
     """
 
 
