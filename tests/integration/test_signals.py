@@ -51,12 +51,30 @@ def test_signal_is_forwarded_and_server_outlives_the_child(tmp_path: Path,
     assert launcher.wait(30) == 100 + sig
 
 
-def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path) -> None:
+def server_of(private_dir: str) -> int:
+    """The pid of the X server whose -auth file is in `private_dir`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"Xvfb") and any(private_dir.encode() in arg for arg in argv):
+            return int(entry.name)
+    raise AssertionError(f"no server for {private_dir}")
+
+
+# Frozen: as the launcher leaves a starting server for a moment, to look at it (SIGSTOP).
+@pytest.mark.parametrize("frozen", [False, True], ids=["running", "frozen-server"])
+def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path,
+                                                                 frozen: bool) -> None:
     before = leftovers()
     launcher, ready = start(tmp_path)
     number = ready["display"].lstrip(":")
     private_dir = os.path.dirname(ready["xauthority"])
     assert os.path.exists(private_dir)
+    server = server_of(private_dir)
+    if frozen:
+        os.kill(server, signal.SIGSTOP)
     launcher.kill()
     launcher.wait()
     deadline = time.monotonic() + 3
@@ -66,6 +84,7 @@ def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path)
             break
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{ready['pid']}"), "the child outlived the launcher"
+    assert not os.path.exists(f"/proc/{server}"), "the server outlived the launcher"
     assert not os.path.exists(f"/tmp/.X11-unix/X{number}"), "the server's socket remains"
     assert not os.path.exists(private_dir), "the private directory remains"
     assert leftovers() <= before
