@@ -51,16 +51,18 @@ def test_signal_is_forwarded_and_server_outlives_the_child(tmp_path: Path,
     assert launcher.wait(30) == 100 + sig
 
 
-def server_of(private_dir: str) -> int:
-    """The pid of the X server whose -auth file is in `private_dir`."""
+def process_of(private_dir: str, name: bytes) -> int:
+    """The pid of the process called `name` (its program, or its $0: the server, the watcher)
+    whose command line names `private_dir`."""
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[0].endswith(b"Xvfb") and any(private_dir.encode() in arg for arg in argv):
+        called = os.path.basename(argv[0]) == name or name in argv
+        if called and any(private_dir.encode() in arg for arg in argv):
             return int(entry.name)
-    raise AssertionError(f"no server for {private_dir}")
+    raise AssertionError(f"no {name.decode()} for {private_dir}")
 
 
 # Frozen: as the launcher leaves a starting server for a moment, to look at it (SIGSTOP).
@@ -72,7 +74,7 @@ def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path,
     number = ready["display"].lstrip(":")
     private_dir = os.path.dirname(ready["xauthority"])
     assert os.path.exists(private_dir)
-    server = server_of(private_dir)
+    server = process_of(private_dir, b"Xvfb")
     if frozen:
         os.kill(server, signal.SIGSTOP)
     launcher.kill()
@@ -90,21 +92,10 @@ def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path,
     assert leftovers() <= before
 
 
-def watcher_of(private_dir: str) -> int:
-    """The pid of the watcher that guards `private_dir`."""
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"ana-headless-cleanup" in argv and private_dir.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"no watcher for {private_dir}")
-
-
 def test_a_run_whose_watcher_was_killed_still_ends_well(tmp_path: Path) -> None:
     launcher, ready = start(tmp_path)
-    os.kill(watcher_of(os.path.dirname(ready["xauthority"])), signal.SIGKILL)
+    os.kill(process_of(os.path.dirname(ready["xauthority"]), b"ana-headless-cleanup"),
+            signal.SIGKILL)
     launcher.send_signal(signal.SIGTERM)
     assert launcher.stdout is not None
     assert json.loads(launcher.stdout.readline())["display_alive"]
