@@ -900,8 +900,7 @@ def markdown(report: dict[str, Any], runners: Sequence[Contender]) -> str:
     if reference:
         out.append(f"- (no target) W1c median ratio ana-headless run / xvfb-run: "
                    f"{_fmt(reference['ratio_to_xvfb_run'], 2)}")
-    out += [
-            "", "## Contenders", "", *(f"- {c.label}: `{c.shown}`" for c in runners), "",
+    out += ["", "## Contenders", "", *(f"- {c.label}: `{c.shown}`" for c in runners), "",
             "Left behind: an Xvfb process, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
             "directory of the run's that is still there once the run has ended (counted; then "
             "removed when provably the run's, so that the next run starts clean)."]
