@@ -27,7 +27,6 @@ from .claim import (
 )
 from .errors import SetupError
 from .lifetime import Guard, signals, spawn, which, with_parent_death_signal
-from .messages import log
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -332,6 +331,8 @@ class XServer:
         # Once all its threads are stopped it cannot start a helper behind our back.
         os.waitid(os.P_PID, self.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
         if _has_children(self.pid) is False:
+            from .messages import log  # not on the way to the server's start
+
             log.info("%s killed while it was still starting: no client had an answer from it",
                      _name(self.kind))
             self._cut_short = True
