@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -57,3 +59,17 @@ def display_patch(display: str, xauthority: str, runtime_dir: str | None,
 
 def gl_patch(mode: str, renderer: str) -> dict[str, str | None]:
     return {MODE_VAR: mode, RENDERER_VAR: renderer}
+
+
+def home_directory(env: Mapping[str, str]) -> str | None:
+    """$HOME, or the user's home in the password database when HOME is unset (cron, services);
+    None when there is no usable one ("/" would put our files at the root of the system)."""
+    home = env.get("HOME")
+    if not (home and os.path.isabs(home)):
+        import pwd
+
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            return None
+    return home if home and os.path.isabs(home) and home != "/" else None
