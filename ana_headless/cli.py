@@ -13,7 +13,7 @@ import click
 
 from ._version import __version__
 from .display import Screen
-from .options import SPECS, OptionSpec, Request, build_request
+from .options import MAX_TIMEOUT, SPECS, OptionSpec, Request, build_request, parse_seconds
 
 EXAMPLES = """\
 Examples:
@@ -38,6 +38,18 @@ class ScreenType(click.ParamType):  # type: ignore[type-arg]
             return Screen.parse(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+class SecondsType(click.ParamType):  # type: ignore[type-arg]
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        seconds = value if isinstance(value, float) else parse_seconds(str(value))
+        if seconds is None:
+            self.fail(f"{value!r} is not a number of seconds greater than 0 and at most "
+                      f"{MAX_TIMEOUT:g}.", param, ctx)
+        return seconds
 
 
 class ShebangGroup(click.Group):
@@ -75,7 +87,7 @@ _TYPES: dict[str, Callable[[OptionSpec], Any]] = {
     "text": lambda spec: str,
     "dir": lambda spec: click.Path(exists=True, file_okay=False),
     "screen": lambda spec: ScreenType(),
-    "seconds": lambda spec: click.FloatRange(min=0, min_open=True),
+    "seconds": lambda spec: SecondsType(),
 }
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 from . import facts as host_facts
-from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable, SetupError
+from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn, which
 from .messages import configure_logging, log
 from .plan import make_plan
@@ -142,7 +142,9 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
                 if info.si_signo != signals.SIGCHLD and not _from_terminal(info, child):
                     log.debug("forwarding %s to the child", _signal_name(info.si_signo))
                     os.kill(child, info.si_signo)
-        except SetupError:
+        except BaseException:
+            # A server that failed, or a fault of ours: either way the child must not
+            # outlive us on a display that is going away.
             os.kill(child, signals.SIGKILL)
             guard.reap(child, None)
             raise

@@ -26,6 +26,8 @@ GL_MODES = ("auto", "virtualgl", "mesa", "server")
 SERVERS = ("auto", "xvfb", "xpra")
 DEFAULT_SCREEN = "1280x1024x24"
 DEFAULT_TIMEOUT = 10.0
+# The longest --timeout: a server that needs longer than an hour to start is not starting.
+MAX_TIMEOUT = 3600.0
 COMMANDS = ("run", "exec")
 # What click's boolean type reads in an environment variable.
 TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
@@ -34,7 +36,7 @@ FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
 class OptionSpec(Record):
     """One option. `kind` says how its value is read: choice, text, dir (an existing
-    directory), screen (WxHxD), seconds (a positive number), switch (--x/--no-x), flag,
+    directory), screen (WxHxD), seconds (a number in (0, MAX_TIMEOUT]), switch (--x/--no-x), flag,
     count."""
 
     __slots__ = ("choices", "default", "dest", "envvar", "flags", "help", "kind", "metavar",
@@ -83,7 +85,8 @@ SPECS = (
                help="Size and depth of the virtual screen."),
     OptionSpec(("--timeout",), "timeout", "seconds", envvar="ANA_HEADLESS_TIMEOUT",
                default=DEFAULT_TIMEOUT, metavar="SECONDS",
-               help="The longest wait for the virtual server to be ready."),
+               help="The longest wait for the virtual server to be ready (more than 0, at "
+                    f"most {MAX_TIMEOUT:g})."),
     OptionSpec(("-v", "--verbose"), "verbose", "count", default=0,
                help="Say what is set up (repeat for more detail and tracebacks)."),
     OptionSpec(("-q", "--quiet"), "quiet", "flag", default=False, help="Only errors."),
@@ -178,15 +181,21 @@ def _convert(spec: OptionSpec, text: str) -> Any:
         except ValueError:
             return None
     if spec.kind == "seconds":
-        try:
-            seconds = float(text)
-        except ValueError:
-            return None
-        return seconds if 0 < seconds < float("inf") else None
+        return parse_seconds(text)
     if spec.kind == "switch":
         word = text.strip().lower()
         return True if word in TRUE_WORDS else (False if word in FALSE_WORDS else None)
     return text
+
+
+def parse_seconds(text: str) -> float | None:
+    """A --timeout value, or None unless it is a number in (0, MAX_TIMEOUT] (nan and inf
+    are not)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds <= MAX_TIMEOUT else None
 
 
 def _from_environment(spec: OptionSpec, env: Mapping[str, str]) -> Any:
