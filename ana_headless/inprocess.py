@@ -100,9 +100,13 @@ def why_reexec_cannot_work(orig_argv: Sequence[str], modules: Mapping[str, objec
 def reexec_command(orig_argv: Sequence[str], launcher_options: Sequence[str]) -> list[str]:
     """The launcher, running the same interpreter with the same command line."""
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # -c with an explicit path: the launcher must import even if this process found the
-    # package through a sys.path it changed itself.
-    bootstrap = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+    # -c puts the working directory first on sys.path, where a module planted there (mmap.py,
+    # json.py) would shadow the standard library in the launcher: it takes the place of this
+    # package's directory instead, as the directory of an installed ana-headless script would
+    # (which also lets the launcher import this package if this process found it through a
+    # sys.path it changed itself).
+    bootstrap = (f"import sys; sys.path[:1] = [{package_parent!r}]"
+                 " + ([] if sys.path[:1] == [''] else sys.path[:1]); "
                  "from ana_headless.cli import main; "
                  "main(args=sys.argv[1:], prog_name='ana-headless')")
     return [sys.executable, "-c", bootstrap, "exec", *launcher_options,
