@@ -72,24 +72,34 @@ def _bound(address: str | bytes) -> _socket.socket:
     return sock
 
 
-def _take_lock(number: int) -> bool | None:
-    """Create the display's lock file holding our pid, as X servers write it: True when taken,
-    False when somebody else's lock is there, None when /tmp takes no lock file from us."""
-    path = lock_path(number)
+def _take_lock(number: int) -> int | None:
+    """Create the display's lock file holding our pid, as X servers write it: its inode when
+    taken, None when /tmp takes no lock file from us; FileExistsError when somebody else's
+    lock is there."""
     # Written in full under another name, then linked: a reader never sees an empty lock,
-    # which an X server would take for a stale one and remove.
-    draft = f"/tmp/.tX{number}-lock-{os.getpid()}"
-    try:
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    except OSError:
+    # which an X server would take for a stale one and remove. The name is random, so that
+    # nobody can take it in advance and so turn our locks off.
+    for _attempt in range(8):
+        draft = f"/tmp/.tX{number}-lock-{os.urandom(6).hex()}"
+        try:
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        break
+    else:
         return None
     try:
-        os.write(fd, f"{os.getpid():10d}\n".encode())
-        os.close(fd)
-        os.link(draft, path)
-        return True
+        try:
+            os.write(fd, f"{os.getpid():10d}\n".encode())
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        os.link(draft, lock_path(number))
+        return inode
     except FileExistsError:
-        return False
+        raise
     except OSError:
         return None
     finally:
@@ -99,25 +109,29 @@ def _take_lock(number: int) -> bool | None:
 class DisplayClaim:
     """A display number that is ours: its listening sockets, and the files we created."""
 
-    def __init__(self, number: int, sockets: list[_socket.socket], socket_file: int | None,
-                 locked: bool) -> None:
+    def __init__(self, number: int, sockets: list[_socket.socket], socket_inode: int | None,
+                 lock_inode: int | None) -> None:
         self.number = number
         # The abstract socket first, then the socket file's, when there is one.
         self.sockets = sockets
-        # The inode of the socket file we bound: only that file is ours to remove.
-        self._socket_inode = socket_file
-        self._locked = locked
+        # The inodes of the socket file we bound and the lock we linked: a file of that name
+        # is ours to remove only while it is still that inode.
+        self._socket_inode = socket_inode
+        self._lock_inode = lock_inode
 
     @property
     def has_socket_file(self) -> bool:
         return self._socket_inode is not None
 
     @property
-    def files(self) -> list[str]:
-        """What must be removed once the server is gone (also by the watcher, if we die)."""
-        found = [lock_path(self.number)] if self._locked else []
+    def files(self) -> list[tuple[str, int]]:
+        """What must be removed once the server is gone (also by the watcher, if we die),
+        each path with the inode it must still have."""
+        found = []
+        if self._lock_inode is not None:
+            found.append((lock_path(self.number), self._lock_inode))
         if self._socket_inode is not None:
-            found.append(socket_path(self.number))
+            found.append((socket_path(self.number), self._socket_inode))
         return found
 
     def close_sockets(self) -> None:
@@ -129,15 +143,11 @@ class DisplayClaim:
     def release(self) -> None:
         """Close the sockets and remove our files (the server is gone)."""
         self.close_sockets()
-        if self._socket_inode is not None:
-            path = socket_path(self.number)
-            # Once our server is gone, another may have bound a new file under this name.
-            if _inode(path) == self._socket_inode:
+        for path, inode in self.files:
+            # Once our server is gone, another may have made a new file under this name.
+            if _inode(path) == inode:
                 unlink_if_there(path)
-            self._socket_inode = None
-        if self._locked:
-            unlink_if_there(lock_path(self.number))
-            self._locked = False
+        self._socket_inode = self._lock_inode = None
 
 
 def _inode(path: str) -> int | None:
@@ -169,14 +179,14 @@ def claim_display() -> DisplayClaim | None:
             if error.errno == errno.EADDRINUSE:
                 continue
             return None
-        locked = False
+        lock_inode = None
         if lock_usable:
-            taken = _take_lock(number)
-            if taken is False:
+            try:
+                lock_inode = _take_lock(number)
+            except FileExistsError:
                 abstract.close()
                 continue
-            lock_usable = taken is not None
-            locked = bool(taken)
+            lock_usable = lock_inode is not None
         sockets = [abstract]
         inode = None
         if socket_dir_usable:
@@ -185,7 +195,7 @@ def claim_display() -> DisplayClaim | None:
             except OSError as error:
                 if error.errno == errno.EADDRINUSE:
                     # A socket file is there (a live server elsewhere, or a stale file).
-                    DisplayClaim(number, sockets, None, locked).release()
+                    DisplayClaim(number, sockets, None, lock_inode).release()
                     continue
                 socket_dir_usable = False
             else:
@@ -193,5 +203,5 @@ def claim_display() -> DisplayClaim | None:
                 inode = os.lstat(path).st_ino
         for sock in sockets:
             sock.listen(_BACKLOG)
-        return DisplayClaim(number, sockets, inode, locked)
+        return DisplayClaim(number, sockets, inode, lock_inode)
     return None

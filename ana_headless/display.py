@@ -16,6 +16,7 @@ sleep. Light on imports: the launcher starts the server before anything else is 
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 from .claim import (
@@ -25,8 +26,9 @@ from .claim import (
     supports_socket_activation,
     unlink_if_there,
 )
+from .environment import home_directory
 from .errors import SetupError
-from .lifetime import Guard, signals, spawn, which, with_parent_death_signal
+from .lifetime import Guard, HeldSignals, signals, spawn, which, with_parent_death_signal
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -38,6 +40,8 @@ VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
 MAX_SIDE = 32767
 STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
+# An Xauthority file holds a few entries of some 50 bytes: a larger file is not one.
+_MAX_XAUTHORITY = 1 << 20
 # sd_listen_fds() checks that LISTEN_PID is the pid of the process reading it, which only a
 # shell that then execs the server can know beforehand.
 _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
@@ -101,13 +105,27 @@ def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes
 
 
 def inherited_auth(env: Mapping[str, str]) -> bytes:
-    """The user's own Xauthority entries, or nothing if there are none to read."""
-    path = env.get("XAUTHORITY") or os.path.join(env.get("HOME", "/"), ".Xauthority")
+    """The user's own Xauthority entries, or nothing if there are none to read. Only a regular
+    file of a sane size is read, without blocking: XAUTHORITY may name anything."""
+    path = env.get("XAUTHORITY")
+    if not path:
+        home = home_directory(env)
+        if home is None:
+            return b""
+        path = os.path.join(home, ".Xauthority")
     try:
-        with open(path, "rb") as auth:
-            return auth.read()
+        # Looked at before it is opened: opening a FIFO or a device can block or act.
+        if not _readable_auth(os.stat(path)):
+            return b""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return b""
+    with os.fdopen(fd, "rb") as auth:
+        return auth.read(_MAX_XAUTHORITY) if _readable_auth(os.fstat(fd)) else b""
+
+
+def _readable_auth(status: os.stat_result) -> bool:
+    return stat.S_ISREG(status.st_mode) and status.st_size <= _MAX_XAUTHORITY
 
 
 def _xvfb_arguments(screen: Screen, auth_file: str) -> list[str]:
@@ -177,8 +195,6 @@ class XServer:
         self.number = self.claim.number if self.claim else None
         self.ready = False
         self._stopping = False
-        # Killed while starting, which only a server with no helper process running can be.
-        self._cut_short = False
         self.returncode: int | None = None
         # The process that listens on the display, checked when the server picked the number.
         self.listener: int | None = None
@@ -190,8 +206,7 @@ class XServer:
             self.pid = self._spawn(screen, auth_file, write_end)
         except BaseException:
             self._close_ready_pipe()
-            if self.claim:
-                self.claim.release()
+            self._release_claim()
             raise
         finally:
             os.close(write_end)
@@ -210,8 +225,11 @@ class XServer:
             passed = [*(sock.fileno() for sock in self.claim.sockets), ready_end]
             command = ["/bin/sh", "-c", _SOCKET_ACTIVATION, "ana-headless-xvfb",
                        str(len(self.claim.sockets)), *command]
-        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                      0o600)
+        try:
+            log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                          0o600)
+        except OSError as error:
+            raise self._guard.cannot_write(error) from error
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
@@ -302,11 +320,31 @@ class XServer:
     def _end(self) -> None:
         """Kill it if it still runs, then let go of everything we held for it."""
         if self.returncode is None:
-            os.kill(self.pid, signals.SIGKILL)
+            self._kill_group()
             self.returncode = self._guard.reap(self.pid, None)
         self._close_ready_pipe()
+        if self.claim and not self.ready:
+            # Killed while starting, it may leave the keymap its compiler wrote; the name is
+            # our claimed display's.
+            for directory in _KEYMAP_DIRECTORIES:
+                unlink_if_there(f"{directory}/server-{self.number}.xkm")
+        self._release_claim()
+
+    def _kill_group(self) -> None:
+        """SIGKILL for the server and its helpers (its keymap compiler): it leads its own
+        process group, and a helper killed with it cannot outlive it."""
+        try:
+            os.killpg(self.pid, signals.SIGKILL)
+        except ProcessLookupError:
+            return
+
+    def _release_claim(self) -> None:
+        """Remove the display's files; the watcher then has nothing of them to remove."""
         if self.claim:
+            files = self.claim.files
             self.claim.release()
+            for path, _inode in files:
+                self._guard.forget(path)
 
     def begin_stop(self) -> None:
         """Ask it to stop, without waiting (stop() waits)."""
@@ -318,8 +356,8 @@ class XServer:
             # costs nothing and is the fastest end. Once it is ready, its keymap file is gone
             # too; before, a server that nobody could have talked to yet (clients get no
             # answer until it is ready) is not worth waiting for.
-            os.kill(self.pid, signals.SIGKILL)
-            self.claim.release()
+            self._kill_group()
+            self._release_claim()
         else:
             self._ask_to_stop()
 
@@ -335,7 +373,6 @@ class XServer:
 
             log.info("%s killed while it was still starting: no client had an answer from it",
                      _name(self.kind))
-            self._cut_short = True
             return True
         os.kill(self.pid, signals.SIGCONT)
         return False
@@ -346,11 +383,6 @@ class XServer:
         if self.returncode is None:
             self.returncode = self._guard.reap(self.pid, STOP_DEADLINE)
         self._end()
-        if self._cut_short:
-            # Killed between its keymap compiler's end and its reading of the keymap, it
-            # leaves the file; the name is its display's, which is ours.
-            for directory in _KEYMAP_DIRECTORIES:
-                unlink_if_there(f"{directory}/server-{self.number}.xkm")
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
         if self.returncode == -signals.SIGKILL and self.claim is None and self.number is not None:
@@ -482,22 +514,32 @@ class ServerStart:
         self.screen = screen
         # Set by the session that adopts it, or stops it as not what its plan wants.
         self.claimed = False
-        # Its watcher is up before the server: from its start, nothing outlives us.
-        self.guard = Guard()
+        guard = server = None
         try:
-            self.cookie = os.urandom(16)
-            server_auth = os.path.join(self.guard.path, "server-auth")
-            write_auth_file(server_auth, self.cookie)
-            self.server = XServer(kind, screen, server_auth, self.guard)
+            # Its watcher is up before the server: from its start, nothing outlives us. No
+            # signal lands before both exist and are ours; one that came meanwhile is raised
+            # on the way out of this block, with the server ours to stop below.
+            with HeldSignals():
+                guard = Guard()
+                self.cookie = os.urandom(16)
+                server_auth = os.path.join(guard.path, "server-auth")
+                try:
+                    write_auth_file(server_auth, self.cookie)
+                except OSError as error:
+                    raise guard.cannot_write(error) from error
+                server = XServer(kind, screen, server_auth, guard)
         except BaseException:
-            self.guard.close()
+            if server is not None:
+                server.stop()
+            if guard is not None:
+                guard.close()
             raise
+        self.guard, self.server = guard, server
 
     def discard(self) -> None:
-        """Stop the server (it may or may not be ready) and remove our files; our directory
-        goes while the server is being taken down."""
-        self.server.begin_stop()
+        """Stop the server (it may or may not be ready) and remove our files. The watcher
+        goes last: until the server is gone, our death must still take it down."""
         try:
-            self.guard.close()
-        finally:
             self.server.stop()
+        finally:
+            self.guard.close()

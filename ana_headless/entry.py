@@ -38,10 +38,11 @@ def main() -> None:
     # before we can read their status.
     signals.signal(signals.SIGCHLD, signals.SIG_DFL)
     request = quick_parse(sys.argv[1:], os.environ)
-    started = _start_early(request) if request is not None else None
+    started = None
     status = 0
     try:
         if request is not None:
+            started = _start_early(request)
             from .launcher import execute
 
             status = execute(request, started)

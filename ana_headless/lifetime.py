@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import SetupError
+
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,24 +45,43 @@ _RESET_SIGNALS = (*FORWARDED_SIGNALS, signals.SIGCHLD, signals.SIGPIPE)
 PYTHON_IGNORED = (signals.SIGPIPE, signals.SIGXFSZ)
 
 # $1 is the private directory; the lines read tell what else to do if we die:
-# "kill SIGNAL PID", "forget PID", "remove PATH" (paths of ours, without spaces).
+# "kill PID SIGNAL", "remove PATH INODE" (a file of ours, removed only while it is still that
+# inode: after our release, the name may be somebody else's), "forget PID|PATH". Paths are
+# ours, without spaces or colons. The kills come first: a server goes before its files.
 _WATCHER_SCRIPT = """\
 trap '' INT TERM HUP QUIT
-kills= paths=
-while read -r verb what pid; do
+held=
+while read -r verb key arg; do
   case $verb in
-    kill) kills="$kills $what:$pid" ;;
-    forget) left=; for k in $kills; do [ "${k#*:}" = "$what" ] || left="$left $k"; done
-            kills=$left ;;
-    remove) paths="$paths $what" ;;
+    kill|remove) held="$held $verb:$key:$arg" ;;
+    forget) left=
+            for h in $held; do rest=${h#*:}; [ "${rest%:*}" = "$key" ] || left="$left $h"; done
+            held=$left ;;
   esac
 done
-# CONT too: a server we had frozen (SIGSTOP) to look at it would hold the signal pending.
-for k in $kills; do
-  kill -s "${k%%:*}" "${k#*:}" 2>/dev/null; kill -s CONT "${k#*:}" 2>/dev/null
+for h in $held; do
+  rest=${h#kill:}; [ "$rest" = "$h" ] && continue
+  # CONT too: a server we had frozen (SIGSTOP) to look at it would hold the signal pending.
+  kill -s "${rest#*:}" "${rest%:*}" 2>/dev/null; kill -s CONT "${rest%:*}" 2>/dev/null
 done
-rm -rf -- "$1" $paths
+for h in $held; do
+  rest=${h#remove:}; [ "$rest" = "$h" ] && continue
+  [ "$(stat -c %i -- "${rest%:*}" 2>/dev/null)" = "${rest#*:}" ] && rm -f -- "${rest%:*}"
+done
+rm -rf -- "$1"
 """
+
+
+class HeldSignals:
+    """Terminating signals wait while a process is started and made known to the watcher and
+    to its owner: no ^C can land between the two. One that came meanwhile is raised as we let
+    go (KeyboardInterrupt, or the set-up handler's error), with the process owned."""
+
+    def __enter__(self) -> None:
+        self._previous = signals.pthread_sigmask(signals.SIG_BLOCK, FORWARDED_SIGNALS)
+
+    def __exit__(self, *_exception: object) -> None:
+        signals.pthread_sigmask(signals.SIG_SETMASK, self._previous)
 
 
 def which(program: str, path: str | None = None) -> str | None:
@@ -150,9 +171,13 @@ class Guard:
     `close()` removes the directory and ends the watcher."""
 
     def __init__(self) -> None:
-        parent = os.environ.get("TMPDIR") or "/tmp"
-        self.path = os.path.join(parent, f"ana-headless-{os.urandom(6).hex()}")
-        os.mkdir(self.path, 0o700)
+        # Absolute: the child gets paths in it (XAUTHORITY) and may change directory.
+        self.parent = os.path.abspath(os.environ.get("TMPDIR") or "/tmp")
+        self.path = os.path.join(self.parent, f"ana-headless-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(self.path, 0o700)
+        except OSError as error:
+            raise self.cannot_write(error) from error
         read_end, self._pipe = os.pipe()
         try:
             self._watcher: int | None = spawn(
@@ -165,6 +190,11 @@ class Guard:
         finally:
             os.close(read_end)
 
+    def cannot_write(self, error: OSError) -> SetupError:
+        """The error for a private file that cannot be made: it names the directory to fix."""
+        return SetupError(f"cannot make the display's private files in {self.parent}: "
+                          f"{error.strerror} (TMPDIR chooses another directory)")
+
     def _tell(self, line: str) -> None:
         if self._watcher is None:
             return
@@ -176,17 +206,22 @@ class Guard:
 
     def kill_on_death(self, pid: int, signal_name: str) -> None:
         """If we die, `pid` gets SIG`signal_name` (TERM, KILL...)."""
-        self._tell(f"kill {signal_name} {pid}")
+        self._tell(f"kill {pid} {signal_name}")
 
-    def remove_on_death(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self._tell(f"remove {path}")
+    def remove_on_death(self, files: Iterable[tuple[str, int]]) -> None:
+        """If we die, each path is removed if it is still the inode given with it."""
+        for path, inode in files:
+            self._tell(f"remove {path} {inode}")
+
+    def forget(self, key: int | str) -> None:
+        """A process reaped, or a file released: no longer ours to act on."""
+        self._tell(f"forget {key}")
 
     def reap(self, pid: int, timeout: float | None) -> int | None:
         """wait_pid for a process the watcher was told about: forgotten there first."""
         if not exited(pid, timeout):
             return None
-        self._tell(f"forget {pid}")
+        self.forget(pid)
         return wait_pid(pid, None)
 
     def close(self) -> None:

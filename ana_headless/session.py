@@ -89,16 +89,19 @@ class Session:
             raise
 
     def _display_env(self) -> dict[str, str]:
-        private, server = self._started.guard.path, self.server
-        runtime_dir = None
-        if not self.base_env.get("XDG_RUNTIME_DIR"):
-            runtime_dir = os.path.join(private, "runtime")
-            os.mkdir(runtime_dir, 0o700)
+        guard, server = self._started.guard, self.server
         log.info("display %s (%s pid %d)%s", server.display, self.plan.server, server.pid,
                  " ready" if server.ready else ", clients wait until it is ready")
-        client_auth = os.path.join(private, "Xauthority")
-        write_auth_file(client_auth, self._started.cookie, str(server.number),
-                        inherited_auth(self.base_env))
+        runtime_dir = None
+        client_auth = os.path.join(guard.path, "Xauthority")
+        try:
+            if not self.base_env.get("XDG_RUNTIME_DIR"):
+                runtime_dir = os.path.join(guard.path, "runtime")
+                os.mkdir(runtime_dir, 0o700)
+            write_auth_file(client_auth, self._started.cookie, str(server.number),
+                            inherited_auth(self.base_env))
+        except OSError as error:
+            raise guard.cannot_write(error) from error
         patch = display_patch(server.display, client_auth, runtime_dir, self.base_env)
         return apply_patch(self.base_env, patch)
 
