@@ -85,8 +85,10 @@ def render() -> str:
             ".TP", f"\\fB{CACHE_VAR}\\fR",
             "Where GL probe results are cached (default "
             f"~/.cache/ana\\-headless/{_escape(CACHE_FILE)}, in Python's marshal format); "
-            "0 turns the cache off. A result is reused only while the candidate, the loader "
-            "variables, the screen depth and the files involved are unchanged.",
+            "0 or /dev/null turns the cache off. A result is reused only while the candidate, "
+            "the loader variables, the screen depth and the files involved are unchanged. The "
+            "file is used only as a regular file of the user's, in a directory nobody else can "
+            "write to.",
             ".PP", "The child gets:"]
     for variable, meaning in CHILD_ENVIRONMENT:
         out += [".TP", f"\\fB{_escape(variable)}\\fR", _escape(meaning)]
