@@ -7,7 +7,6 @@ import os
 import sys
 
 from . import facts as host_facts
-from .display import server_kind
 from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
 from .errors import HeadlessError, UsageError
 from .inprocess import (
@@ -23,6 +22,7 @@ from .inprocess import (
 )
 from .messages import log
 from .options import Options, options_from_environment
+from .ownership import server_kind
 from .plan import make_plan
 from .record import Record
 from .session import Session

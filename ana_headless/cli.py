@@ -12,8 +12,15 @@ from typing import Any, NoReturn
 import click
 
 from ._version import __version__
-from .display import Screen
-from .options import MAX_TIMEOUT, SPECS, OptionSpec, Request, build_request, parse_seconds
+from .options import (
+    MAX_TIMEOUT,
+    SPECS,
+    OptionSpec,
+    Request,
+    Screen,
+    build_request,
+    parse_seconds,
+)
 
 EXAMPLES = """\
 Examples:

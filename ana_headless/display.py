@@ -16,7 +16,6 @@ sleep. Light on imports: the launcher starts the server before anything else is 
 from __future__ import annotations
 
 import os
-import stat
 import time
 
 from .claim import (
@@ -26,106 +25,24 @@ from .claim import (
     supports_socket_activation,
     unlink_if_there,
 )
-from .environment import home_directory
 from .errors import SetupError
 from .lifetime import Guard, HeldSignals, signals, spawn, which, with_parent_death_signal
+from .ownership import check_ownership
+from .xauth import write_auth_file
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from .options import Screen
 
-VALID_DEPTHS = (8, 15, 16, 24, 30, 32)
-# The largest screen Xvfb accepts in each dimension.
-MAX_SIDE = 32767
 STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
-# An Xauthority file holds a few entries of some 50 bytes: a larger file is not one.
-_MAX_XAUTHORITY = 1 << 20
 # sd_listen_fds() checks that LISTEN_PID is the pid of the process reading it, which only a
 # shell that then execs the server can know beforehand.
 _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
 # Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
 # of these the server can write to. The server reads and removes the file before it is ready.
 _KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
-
-
-class Screen:
-    """A virtual screen, WxHxD (a plain class: a NamedTuple would import typing)."""
-
-    __slots__ = ("depth", "height", "width")
-
-    def __init__(self, width: int, height: int, depth: int) -> None:
-        self.width, self.height, self.depth = width, height, depth
-
-    def _key(self) -> tuple[int, int, int]:
-        return (self.width, self.height, self.depth)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Screen) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return f"Screen({self.width}, {self.height}, {self.depth})"
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height}x{self.depth}"
-
-    @classmethod
-    def parse(cls, text: str) -> Screen:
-        """WxHxD, as Xvfb's -screen takes it; ValueError says what is accepted."""
-        parts = text.strip().split("x")
-        if len(parts) == 3 and all(part.isdigit() for part in parts):
-            width, height, depth = map(int, parts)
-            if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and depth in VALID_DEPTHS:
-                return cls(width, height, depth)
-        raise ValueError(f"{text!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one "
-                         f"of {', '.join(map(str, VALID_DEPTHS))}.")
-
-
-def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes = b"") -> None:
-    """Write an Xauthority file: our MIT-MAGIC-COOKIE-1, then any `inherited` entries.
-
-    The format (Xau's): big-endian u16 family, then four u16-length-prefixed fields: address,
-    display number, auth name, auth data. Family 0xffff (FamilyWild) matches any host; an
-    empty number matches any display, which is what the server's file needs when the server
-    picks its number itself. The child's file names the number, so that the user's own entries
-    that follow (for a 3D X server VirtualGL may use) still match their displays.
-    """
-    def field(data: bytes) -> bytes:
-        return len(data).to_bytes(2, "big") + data
-
-    entry = (0xFFFF).to_bytes(2, "big") + field(b"") + field(number.encode()) + field(
-        b"MIT-MAGIC-COOKIE-1") + field(cookie)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as auth:
-        auth.write(entry + inherited)
-
-
-def inherited_auth(env: Mapping[str, str]) -> bytes:
-    """The user's own Xauthority entries, or nothing if there are none to read. Only a regular
-    file of a sane size is read, without blocking: XAUTHORITY may name anything."""
-    path = env.get("XAUTHORITY")
-    if not path:
-        home = home_directory(env)
-        if home is None:
-            return b""
-        path = os.path.join(home, ".Xauthority")
-    try:
-        # Looked at before it is opened: opening a FIFO or a device can block or act.
-        if not _readable_auth(os.stat(path)):
-            return b""
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return b""
-    with os.fdopen(fd, "rb") as auth:
-        return auth.read(_MAX_XAUTHORITY) if _readable_auth(os.fstat(fd)) else b""
-
-
-def _readable_auth(status: os.stat_result) -> bool:
-    return stat.S_ISREG(status.st_mode) and status.st_size <= _MAX_XAUTHORITY
 
 
 def _xvfb_arguments(screen: Screen, auth_file: str) -> list[str]:
@@ -310,7 +227,7 @@ class XServer:
                                  f"{self.claim.number} it was given")
             return
         self.number = number
-        self.listener = check_ownership(self)
+        self.listener = check_ownership(self.display, self.pid)
 
     def _close_ready_pipe(self) -> None:
         if self._ready_pipe is not None:
@@ -442,68 +359,6 @@ def _log_tail(path: str) -> str:
             return log.read().decode(errors="replace").strip()
     except OSError:
         return ""
-
-
-def listener_pid(address: str | bytes) -> int | None:
-    """The pid of the process that made a Unix socket address listen, or None if nobody
-    listens on it."""
-    import socket
-    import struct
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(address)
-        except OSError:
-            return None
-        pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-        return int(pid)
-
-
-def _parent_pid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            # The command name in parentheses may hold spaces: the ppid follows its ')'.
-            return int(stat.read().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _command_name(pid: int | None) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return cmdline.read()
-    except OSError:
-        return b""
-
-
-def server_kind(display: str) -> str | None:
-    """xvfb or xpra: which kind of our servers listens on `display` (None if none does)."""
-    path = socket_path(display.lstrip(":").split(".")[0])
-    listener = listener_pid(b"\0" + path.encode()) or listener_pid(path)
-    if listener is None:
-        return None
-    # An X server listening itself is xpra's Xvfb when xpra is its parent; a display whose
-    # sockets were made to listen by our launcher (socket activation) is always an Xvfb.
-    if b"Xvfb" in _command_name(listener).split(b"\0")[0]:
-        return "xpra" if b"xpra" in _command_name(_parent_pid(listener)) else "xvfb"
-    return "xvfb"
-
-
-def check_ownership(server: XServer) -> int:
-    """Every socket a client could reach for the display the server picked must be our
-    server's (or, for xpra, its Xvfb's); the listener's pid."""
-    path = socket_path(str(server.number))
-    addresses: list[str | bytes] = [b"\0" + path.encode(), path]
-    listeners = {pid for pid in map(listener_pid, addresses) if pid is not None}
-    if not listeners:
-        raise SetupError(f"display {server.display} accepts no connection")
-    ours = server.pid
-    strangers = [pid for pid in listeners if ours not in (pid, _parent_pid(pid))]
-    if strangers:
-        raise SetupError(f"display {server.display} is served by process {strangers[0]}, "
-                         f"not by the server we started (pid {ours})")
-    return listeners.pop()
 
 
 class ServerStart:

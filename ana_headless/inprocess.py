@@ -7,11 +7,10 @@ import atexit
 import os
 import sys
 
-from .claim import socket_path
-from .display import listener_pid
 from .environment import DISPLAY_VAR
 from .errors import HeadlessError
 from .glprobe import mapped_libraries
+from .ownership import display_listeners
 from .record import Record
 
 TYPE_CHECKING = False
@@ -76,8 +75,7 @@ def already_headless(env: Mapping[str, str]) -> bool:
     display = env.get(DISPLAY_VAR)
     if not display or env.get("DISPLAY") != display:
         return False
-    path = socket_path(display.lstrip(":").split(".")[0])
-    return any(listener_pid(address) is not None for address in (b"\0" + path.encode(), path))
+    return bool(display_listeners(display))
 
 
 def why_reexec_cannot_work(orig_argv: Sequence[str], modules: Mapping[str, object]) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 
-from .display import ServerStart, XServer, inherited_auth, write_auth_file
+from .display import ServerStart, XServer
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
 from .messages import log
 from .probe import PROBE_SCRIPT, ProbeResult, accepted_from_cache, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
 from .record import Record
+from .xauth import inherited_auth, write_auth_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -55,7 +55,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from ana_headless.display import listener_pid
+from ana_headless.ownership import listener_pid
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ana_headless.claim import claim_display, lock_path, socket_path
-from ana_headless.display import listener_pid
+from ana_headless.ownership import listener_pid
 from tests.conftest import ANA_HEADLESS, ana_env, run_ana
 
 # What the launcher process may import on the way to a cached-choice run: our modules and a

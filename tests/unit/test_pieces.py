@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from ana_headless import manpage
 from ana_headless.cli import ScreenType, main
-from ana_headless.display import Screen, write_auth_file
 from ana_headless.environment import apply_patch, display_patch
 from ana_headless.launcher import exit_status
-from ana_headless.options import Request
+from ana_headless.options import Request, Screen
+from ana_headless.xauth import write_auth_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

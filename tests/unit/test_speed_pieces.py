@@ -12,9 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from ana_headless.cli import main
-from ana_headless.display import Screen
 from ana_headless.lifetime import remove_tree, spawn, wait_pid
-from ana_headless.options import SPECS, Options, Request, quick_parse
+from ana_headless.options import SPECS, Options, Request, Screen, quick_parse
 from ana_headless.plan import Candidate
 from ana_headless.probecache import ProbeCache, probe_key
 
