@@ -268,31 +268,19 @@ class XServer:
         if self.returncode is not None or self._stopping:
             return
         self._stopping = True
-        if self.claim and (self.ready or self._halted_alone()):
-            # Everything it would clean up on a polite stop (socket, lock) is ours: killing it
-            # costs nothing and is the fastest end. Once it is ready, its keymap file is gone
-            # too; before, a server that nobody could have talked to yet (clients get no
-            # answer until it is ready) is not worth waiting for.
-            self._kill_group()
-            self._release_claim()
-        else:
+        if not self.claim:
             self._ask_to_stop()
-
-    def _halted_alone(self) -> bool:
-        """Freeze a server that is still starting; True when it then runs no helper process,
-        so that killing it leaves no orphan. A server that does (its keymap compiler) goes on,
-        and will stop once started."""
-        os.kill(self.pid, signals.SIGSTOP)
-        # Once all its threads are stopped it cannot start a helper behind our back.
-        os.waitid(os.P_PID, self.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
-        if _has_children(self.pid) is False:
+            return
+        # Everything it would clean up on a polite stop (socket, lock, keymap) is ours, and a
+        # server that is not ready yet has answered no client (they wait in the backlog):
+        # killing its process group, its keymap compiler with it, is the fastest end.
+        if not self.ready:
             from .messages import log  # not on the way to the server's start
 
             log.info("%s killed while it was still starting: no client had an answer from it",
                      _name(self.kind))
-            return True
-        os.kill(self.pid, signals.SIGCONT)
-        return False
+        self._kill_group()
+        self._release_claim()
 
     def stop(self) -> None:
         """Stop it and wait until it is gone; remove what it leaves."""
@@ -320,19 +308,6 @@ class XServer:
                 pass
         # Before it is ready too: it finishes starting, then ends as it should.
         os.kill(self.pid, signals.SIGTERM)
-
-
-def _has_children(pid: int) -> bool | None:
-    """Whether the stopped process `pid` has child processes; None when the kernel does not
-    say (no /proc/PID/task/TID/children)."""
-    try:
-        for thread in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{thread}/children", "rb") as children:
-                if children.read().strip():
-                    return True
-    except OSError:
-        return None
-    return False
 
 
 def _wait_gone(pid: int) -> None:

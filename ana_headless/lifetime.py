@@ -61,7 +61,7 @@ while read -r verb key arg; do
 done
 for h in $held; do
   rest=${h#kill:}; [ "$rest" = "$h" ] && continue
-  # CONT too: a server we had frozen (SIGSTOP) to look at it would hold the signal pending.
+  # CONT too: a stopped process would hold the signal pending.
   kill -s "${rest#*:}" "${rest%:*}" 2>/dev/null; kill -s CONT "${rest%:*}" 2>/dev/null
 done
 for h in $held; do
