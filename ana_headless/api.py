@@ -9,6 +9,7 @@ import sys
 from . import facts as host_facts
 from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
 from .errors import HeadlessError, UsageError
+from .glchoice import choose_gl
 from .inprocess import (
     REEXEC_VAR,
     already_headless,
@@ -25,7 +26,7 @@ from .options import Options, options_from_environment
 from .ownership import server_kind
 from .plan import make_plan
 from .record import Record
-from .session import Session
+from .session import Display
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,32 +138,35 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
         return _restart_under_launcher(loaded.describe(), _launcher_flags(options, None),
                                        fallback, loaded.qt_application)
     base_env = dict(os.environ)
-    session = None
+    display = None
     try:
         plan = make_plan(host_facts.gather(base_env), options)
-        session = Session(plan, options, base_env)
-        setup = session.choose_gl()
+        display = Display(plan, options.screen)
+        setup = choose_gl(display, plan, options, base_env)
+        # No supervisor watches the server in place: it must be up before we say so.
+        display.server.wait_ready(options.timeout)
     except HeadlessError as error:
-        if session is not None:
-            session.close()
+        if display is not None:
+            display.close()
         if fallback == "onscreen":
             return _onscreen(str(error), None)
         raise
     chosen = setup.chosen.candidate
     if chosen.prefix or chosen.env_patch:
         # vglrun's LD_PRELOAD or Mesa's LD_LIBRARY_PATH only work from a process's start.
-        session.close()
+        display.close()
         needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
         return _restart_under_launcher(f"the {chosen.mode} mode needs {needs} set when the "
                                        "process starts", _launcher_flags(options, chosen.mode),
                                        fallback, None)
     apply_in_place(patch_between(base_env, setup.env))
-    keep_until_exit(session.close)
-    log.info("headless in place on %s (%s, %s)", setup.server.display, chosen.mode,
+    keep_until_exit(display.close)
+    server = display.server
+    log.info("headless in place on %s (%s, %s)", server.display, chosen.mode,
              setup.chosen.renderer)
     _current = HeadlessInfo(
-        headless=True, display=setup.server.display,
-        original_display=base_env.get("DISPLAY"), server=setup.server.kind, mode=chosen.mode,
+        headless=True, display=server.display,
+        original_display=base_env.get("DISPLAY"), server=server.kind, mode=chosen.mode,
         renderer=setup.chosen.renderer, virtualgl=False, mesa=False, reexec=False, qtapp=None)
     return _current
 

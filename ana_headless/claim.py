@@ -37,20 +37,6 @@ def lock_path(number: int) -> str:
     return f"/tmp/.X{number}-lock"
 
 
-def supports_socket_activation(server_binary: str) -> bool:
-    """Whether this X server takes listening sockets from LISTEN_FDS: its transport layer was
-    built with systemd support, so it calls sd_listen_fds (Debian's Xvfb does; a server built
-    without it would try to bind the display's sockets itself, and fail)."""
-    import mmap  # mapped, the file's pages are searched in place: no 2 MB copy to allocate
-
-    try:
-        with open(server_binary, "rb") as binary, mmap.mmap(
-                binary.fileno(), 0, prot=mmap.PROT_READ) as mapped:
-            return mapped.find(b"sd_listen_fds") >= 0
-    except (OSError, ValueError):
-        return False
-
-
 def _make_socket_dir() -> None:
     """Create /tmp/.X11-unix as X servers do (world-writable, sticky) when it is missing."""
     try:

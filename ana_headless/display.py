@@ -1,13 +1,13 @@
-"""The virtual X server: start it on a display that is provably ours, know when it is ready,
-stop it.
+"""The virtual X server process: start the command its plan gives, know when it is ready, stop
+it. It owns the process alone: the display it is given, the directory it writes in and the
+watcher are its owner's (session.Display).
 
-Xvfb gets a display we claimed ourselves (claim.py): its sockets, bound and listening in this
-process, are handed over by socket activation, so the display is ours by construction and known
-before the server has started; clients that connect early wait until it is ready. Where that
-cannot be done (xpra, which starts its own Xvfb; an Xvfb built without socket activation;
-abstract sockets refused), the server picks a free number itself with `-displayfd`, and before
-the display is handed over we ask the kernel who listens on it (`SO_PEERCRED`): another server
-in a container that shares the network namespace may hold the same abstract name.
+On a claimed display (claim.py) Xvfb gets the display's sockets, bound and listening in this
+process, by socket activation: the display is ours by construction and known before the server
+has started, and clients that connect early wait until it is ready. Otherwise (xpra, which
+starts its own Xvfb; an Xvfb built without socket activation; abstract sockets refused) the
+server picks a free number itself, and before the display is handed over we ask the kernel who
+listens on it (ownership.py).
 
 Either way `-displayfd` tells when the server accepts connections: no lock-file scanning, no
 sleep. Light on imports: the launcher starts the server before anything else is loaded.
@@ -18,22 +18,18 @@ from __future__ import annotations
 import os
 import time
 
-from .claim import (
-    DisplayClaim,
-    claim_display,
-    socket_path,
-    supports_socket_activation,
-    unlink_if_there,
-)
+from .claim import socket_path, unlink_if_there
 from .errors import SetupError
-from .lifetime import Guard, HeldSignals, signals, spawn, which, with_parent_death_signal
+from .lifetime import signals, spawn
 from .ownership import check_ownership
-from .xauth import write_auth_file
+from .plan import AUTH_FILE, DISPLAY_OPTIONS, PRIVATE_DIR, READY_FD
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .options import Screen
+    from .claim import DisplayClaim
+    from .lifetime import PrivateDirectory, Watcher
+    from .plan import ServerCommand
 
 STOP_DEADLINE = 3.0
 _STDERR_TAIL = 2000
@@ -45,47 +41,29 @@ _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
 _KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
 
 
-def _xvfb_arguments(screen: Screen, auth_file: str) -> list[str]:
-    return [
-        "-nolisten", "tcp", "-auth", auth_file,
-        # No reset when the last client leaves: a reset re-reads state for nothing.
-        "-noreset", "+extension", "GLX", "-screen", "0", str(screen),
-    ]
-
-
-def xvfb_command(screen: Screen, auth_file: str, claim: DisplayClaim | None = None,
-                 binary: str = "Xvfb") -> list[str]:
-    """Xvfb on the claimed display (its sockets at fds 3, 4..., the displayfd after them), or
-    on a number it picks itself (displayfd at fd 3)."""
-    if claim is None:
-        return [binary, "-displayfd", "3", *_xvfb_arguments(screen, auth_file)]
-    # The lock file is ours (the server's own locking would find it taken); without a
-    # socket file the abstract socket alone serves.
-    own = [f":{claim.number}", "-nolock", "-displayfd", str(3 + len(claim.sockets))]
-    if not claim.has_socket_file:
-        own += ["-nolisten", "unix"]
-    return [binary, *own, *_xvfb_arguments(screen, auth_file)]
-
-
-def xpra_command(screen: Screen, auth_file: str, private_dir: str) -> list[str]:
-    """xpra in the foreground (displayfd at fd 3), with its sockets and logs in our private
-    directory.
-
-    xpra starts its own Xvfb; `setpriv --pdeathsig` makes that one die with xpra, as xpra
-    dies with us, so that a SIGKILL anywhere up the chain still leaves no server.
-    """
-    import shlex
-
-    xvfb = with_parent_death_signal(["Xvfb", *_xvfb_arguments(screen, auth_file)], "TERM")
-    return [
-        "xpra", "start", "--daemon=no", "--displayfd=3", f"--xvfb={shlex.join(xvfb)}",
-        f"--socket-dirs={private_dir}", f"--log-dir={private_dir}",
-        # Only a display is wanted: none of the session services.
-        "--mdns=no", "--pulseaudio=no", "--notifications=no", "--dbus-launch=",
-        "--dbus-proxy=no", "--dbus-control=no", "--systemd-run=no", "--start-via-proxy=no",
-        "--html=off", "--speaker=off", "--microphone=off", "--webcam=no", "--clipboard=no",
-        "--printing=no", "--file-transfer=no", "--bell=no", "--system-tray=no",
-    ]
+def command_line(server: ServerCommand, claim: DisplayClaim | None, auth_file: str,
+                 private_dir: str) -> list[str]:
+    """The planned command line with the values of this start filled in."""
+    display_options: list[str] = []
+    ready_fd = 3
+    if claim is not None:
+        # The lock file is ours (the server's own locking would find it taken); without a
+        # socket file the abstract socket alone serves. Its sockets come first, at fds 3...
+        display_options = [f":{claim.number}", "-nolock"]
+        if not claim.has_socket_file:
+            display_options += ["-nolisten", "unix"]
+        ready_fd += len(claim.sockets)
+    values = {READY_FD: str(ready_fd), AUTH_FILE: auth_file, PRIVATE_DIR: private_dir}
+    command: list[str] = []
+    for template in server.arguments:
+        if template == DISPLAY_OPTIONS:
+            command += display_options
+            continue
+        part = template
+        for placeholder, value in values.items():
+            part = part.replace(placeholder, value)
+        command.append(part)
+    return command
 
 
 def _name(kind: str) -> str:
@@ -93,65 +71,56 @@ def _name(kind: str) -> str:
 
 
 class XServer:
-    """A virtual X server owned by this process: started, then ready, then stopped."""
+    """A virtual X server process of ours: started, then ready, then stopped."""
 
-    def __init__(self, kind: str, screen: Screen, auth_file: str, guard: Guard) -> None:
+    def __init__(self, kind: str, server: ServerCommand, *, directory: PrivateDirectory,
+                 auth_file: str, claim: DisplayClaim | None, watcher: Watcher) -> None:
         self.kind = kind
-        self.screen = screen
-        self._guard = guard
-        self._private_dir = guard.path
+        self._directory = directory
+        self._claim = claim
+        self._watcher = watcher
         # A file, not a pipe, takes the server's output: it can never fill up and block the
         # server, and its tail is there to quote if the server fails.
-        self.log_path = os.path.join(self._private_dir, f"{kind}.log")
-        # Started by its path: no search of PATH on the way to the server.
-        xvfb = which("Xvfb") if kind == "xvfb" else None
-        self.claim = claim_display() if xvfb and supports_socket_activation(xvfb) else None
-        self._xvfb = xvfb or "Xvfb"
-        if self.claim:
-            guard.remove_on_death(self.claim.files)
-        self.number = self.claim.number if self.claim else None
+        self.log_path = os.path.join(directory.path, f"{self.kind}.log")
+        self.number = claim.number if claim else None
         self.ready = False
         self._stopping = False
         self.returncode: int | None = None
         # The process that listens on the display, checked when the server picked the number.
         self.listener: int | None = None
         self._received = b""
+        self.command = command_line(server, claim, auth_file, directory.path)
         read_end, write_end = os.pipe()
         # The server writes its display number there once it accepts connections.
         self._ready_pipe: int | None = read_end
         try:
-            self.pid = self._spawn(screen, auth_file, write_end)
+            self.pid = self._spawn(write_end)
         except BaseException:
             self._close_ready_pipe()
-            self._release_claim()
             raise
         finally:
             os.close(write_end)
         self.started_at = time.monotonic()
-        guard.kill_on_death(self.pid, "TERM")
-        if self.claim:
-            self.claim.close_sockets()
+        watcher.kill_on_death(self.pid, "TERM")
+        if claim:
+            claim.close_sockets()
 
-    def _spawn(self, screen: Screen, auth_file: str, ready_end: int) -> int:
-        if self.kind == "xpra":
-            command = xpra_command(screen, auth_file, self._private_dir)
-        else:
-            command = xvfb_command(screen, auth_file, self.claim, self._xvfb)
-        passed = [ready_end]
-        if self.claim:
-            passed = [*(sock.fileno() for sock in self.claim.sockets), ready_end]
+    def _spawn(self, ready_end: int) -> int:
+        command, passed = self.command, [ready_end]
+        if self._claim:
+            passed = [*(sock.fileno() for sock in self._claim.sockets), ready_end]
             command = ["/bin/sh", "-c", _SOCKET_ACTIVATION, "ana-headless-xvfb",
-                       str(len(self.claim.sockets)), *command]
+                       str(len(self._claim.sockets)), *command]
         try:
             log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                           0o600)
         except OSError as error:
-            raise self._guard.cannot_write(error) from error
+            raise self._directory.cannot_write(error) from error
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
             # up until the child has ended.
-            return spawn(command, env={**os.environ, "XDG_RUNTIME_DIR": self._private_dir},
+            return spawn(command, env={**os.environ, "XDG_RUNTIME_DIR": self._directory.path},
                          stdin=null, stdout=log, stderr=log, pass_fds=passed,
                          new_session=True)
         except OSError as error:
@@ -167,7 +136,7 @@ class XServer:
     @property
     def connectable(self) -> bool:
         """Clients may connect already: they wait until the server is ready."""
-        return self.claim is not None
+        return self._claim is not None
 
     def wait_ready(self, timeout: float) -> None:
         """Return once the server accepts connections (and is ours); SetupError, with the
@@ -211,7 +180,7 @@ class XServer:
             chunk = os.read(self._ready_pipe, 64)
             if not chunk:
                 # The write end closed without a number: the server exited (or closed it).
-                status = self._guard.reap(self.pid, max(remaining, 1.0))
+                status = self._watcher.reap(self.pid, max(remaining, 1.0))
                 if status is None:
                     raise SetupError(f"{name} closed its display pipe without a number")
                 self.returncode = status
@@ -221,10 +190,10 @@ class XServer:
         return int(self._received)
 
     def _confirm(self, number: int) -> None:
-        if self.claim:
-            if number != self.claim.number:
+        if self._claim:
+            if number != self._claim.number:
                 raise SetupError(f"Xvfb started on :{number}, not on the display :"
-                                 f"{self.claim.number} it was given")
+                                 f"{self._claim.number} it was given")
             return
         self.number = number
         self.listener = check_ownership(self.display, self.pid)
@@ -235,17 +204,16 @@ class XServer:
             self._ready_pipe = None
 
     def _end(self) -> None:
-        """Kill it if it still runs, then let go of everything we held for it."""
+        """Kill it if it still runs, and reap it."""
         if self.returncode is None:
             self._kill_group()
-            self.returncode = self._guard.reap(self.pid, None)
+            self.returncode = self._watcher.reap(self.pid, None)
         self._close_ready_pipe()
-        if self.claim and not self.ready:
+        if self._claim and not self.ready:
             # Killed while starting, it may leave the keymap its compiler wrote; the name is
             # our claimed display's.
             for directory in _KEYMAP_DIRECTORIES:
                 unlink_if_there(f"{directory}/server-{self.number}.xkm")
-        self._release_claim()
 
     def _kill_group(self) -> None:
         """SIGKILL for the server and its helpers (its keymap compiler): it leads its own
@@ -255,20 +223,12 @@ class XServer:
         except ProcessLookupError:
             return
 
-    def _release_claim(self) -> None:
-        """Remove the display's files; the watcher then has nothing of them to remove."""
-        if self.claim:
-            files = self.claim.files
-            self.claim.release()
-            for path, _inode in files:
-                self._guard.forget(path)
-
     def begin_stop(self) -> None:
         """Ask it to stop, without waiting (stop() waits)."""
         if self.returncode is not None or self._stopping:
             return
         self._stopping = True
-        if not self.claim:
+        if not self._claim:
             self._ask_to_stop()
             return
         # Everything it would clean up on a polite stop (socket, lock, keymap) is ours, and a
@@ -280,17 +240,16 @@ class XServer:
             log.info("%s killed while it was still starting: no client had an answer from it",
                      _name(self.kind))
         self._kill_group()
-        self._release_claim()
 
     def stop(self) -> None:
         """Stop it and wait until it is gone; remove what it leaves."""
         self.begin_stop()
         if self.returncode is None:
-            self.returncode = self._guard.reap(self.pid, STOP_DEADLINE)
+            self.returncode = self._watcher.reap(self.pid, STOP_DEADLINE)
         self._end()
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
-        if self.returncode == -signals.SIGKILL and self.claim is None and self.number is not None:
+        if self.returncode == -signals.SIGKILL and self._claim is None and self.number is not None:
             # A killed server cannot unlink its socket and lock; they were ours (checked at start).
             for leftover in (socket_path(self.number), f"/tmp/.X{self.number}-lock"):
                 unlink_if_there(leftover)
@@ -301,8 +260,9 @@ class XServer:
             import sh
 
             try:
-                sh.Command("xpra")("stop", f"--socket-dirs={self._private_dir}", self.display,
-                                   _in="", _timeout=STOP_DEADLINE, _ok_code=list(range(256)))
+                sh.Command(self.command[0])(
+                    "stop", f"--socket-dirs={self._directory.path}", self.display, _in="",
+                    _timeout=STOP_DEADLINE, _ok_code=list(range(256)))
                 return
             except (sh.CommandNotFound, sh.TimeoutException):
                 pass
@@ -334,42 +294,3 @@ def _log_tail(path: str) -> str:
             return log.read().decode(errors="replace").strip()
     except OSError:
         return ""
-
-
-class ServerStart:
-    """A private directory with a fresh cookie, and a server starting in it."""
-
-    def __init__(self, kind: str, screen: Screen) -> None:
-        self.kind = kind
-        self.screen = screen
-        # Set by the session that adopts it, or stops it as not what its plan wants.
-        self.claimed = False
-        guard = server = None
-        try:
-            # Its watcher is up before the server: from its start, nothing outlives us. No
-            # signal lands before both exist and are ours; one that came meanwhile is raised
-            # on the way out of this block, with the server ours to stop below.
-            with HeldSignals():
-                guard = Guard()
-                self.cookie = os.urandom(16)
-                server_auth = os.path.join(guard.path, "server-auth")
-                try:
-                    write_auth_file(server_auth, self.cookie)
-                except OSError as error:
-                    raise guard.cannot_write(error) from error
-                server = XServer(kind, screen, server_auth, guard)
-        except BaseException:
-            if server is not None:
-                server.stop()
-            if guard is not None:
-                guard.close()
-            raise
-        self.guard, self.server = guard, server
-
-    def discard(self) -> None:
-        """Stop the server (it may or may not be ready) and remove our files. The watcher
-        goes last: until the server is gone, our death must still take it down."""
-        try:
-            self.server.stop()
-        finally:
-            self.guard.close()

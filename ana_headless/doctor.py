@@ -13,11 +13,12 @@ from typing import Any
 from ._version import __version__
 from .errors import HeadlessError
 from .facts import HostFacts, gather
+from .glchoice import probe_key_for
 from .options import Options
 from .plan import make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
-from .session import Session, probe_key_for
+from .session import Display
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
@@ -52,12 +53,14 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
     results: list[ProbeResult] = []
     try:
         plan = make_plan(facts, Options())
-        report["server"] = {"kind": plan.server, "reason": plan.server_reason}
+        report["server"] = {"kind": plan.server, "reason": plan.server_reason,
+                            "command": list(plan.server_command.arguments)}
         report["skipped"] = list(plan.skipped)
-        with Session(plan, Options(), env) as session:
-            report["server"]["display"] = session.server.display
-            results = [run_probe(candidate, session.display_env)
-                       for candidate in plan.candidates]
+        with Display(plan, Options().screen) as display:
+            display_env = display.child_env(env, Options().timeout)
+            display.server.wait_ready(Options().timeout)
+            report["server"]["display"] = display.server.display
+            results = [run_probe(candidate, display_env) for candidate in plan.candidates]
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:

@@ -1,10 +1,11 @@
 """The console entry point.
 
-A plain `run` or `exec` command line is read here without click (options.quick_parse), and
-the X server is started at once, before anything else is imported: Xvfb needs some 40 ms to
-get ready, in which the launcher decides and starts the child, whose first connection then
-waits until the server is ready (see `make bench`). Every other command line goes to click.
-Light on imports, on purpose.
+A plain `run` or `exec` command line is read here without click (options.quick_parse), planned,
+and its X server started at once, before the rest of the launcher is imported: Xvfb needs some
+40 ms to get ready, in which the launcher chooses GL and starts the child, whose first
+connection then waits until the server is ready (see `make bench`). This is the launcher's own
+start path (session.Display), taken early. Every other command line goes to click. Light on
+imports, on purpose.
 """
 
 from __future__ import annotations
@@ -12,24 +13,28 @@ from __future__ import annotations
 import os
 import sys
 
-from .display import ServerStart
+from .errors import HeadlessError
+from .facts import gather
 from .lifetime import signals
 from .options import quick_parse
+from .plan import make_plan
+from .session import Display
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .options import Request
+    from .plan import Plan
 
 
-def _start_early(request: Request) -> ServerStart | None:
-    """The Xvfb the request will want, started now; None when it will want none."""
-    options = request.options
-    if request.dry_run or options.server not in ("auto", "xvfb"):
+def _start_early(request: Request) -> tuple[Plan, Display] | None:
+    """The request's plan, and its display already starting; None for a dry run, or when
+    the plan or the start fails (the launcher then tries again, and reports why)."""
+    if request.dry_run:
         return None
     try:
-        return ServerStart("xvfb", options.screen)
-    except Exception:
-        # No Xvfb, say: the launcher plans (and reports) the server itself.
+        plan = make_plan(gather(os.environ), request.options)
+        return plan, Display(plan, request.options.screen)
+    except HeadlessError:
         return None
 
 
@@ -38,14 +43,14 @@ def main() -> None:
     # before we can read their status.
     signals.signal(signals.SIGCHLD, signals.SIG_DFL)
     request = quick_parse(sys.argv[1:], os.environ)
-    started = None
+    early = None
     status = 0
     try:
         if request is not None:
-            started = _start_early(request)
+            early = _start_early(request)
             from .launcher import execute
 
-            status = execute(request, started)
+            status = execute(request, early)
         else:
             from .cli import main as cli_main
 
@@ -57,8 +62,9 @@ def main() -> None:
         if done.code is not None and not isinstance(done.code, int):
             print(done.code, file=sys.stderr)
     finally:
-        if started is not None and not started.claimed:
-            started.discard()
+        # The launcher closes it once used; not if it stopped before (a missing script).
+        if early is not None:
+            early[1].close()
     # Everything of ours is stopped and removed by now: skip the interpreter's teardown
     # (module finalisation, garbage collection), which costs a run several milliseconds.
     for stream in (sys.stdout, sys.stderr):

@@ -11,7 +11,8 @@ from .plan import Plan
 from .probe import ProbeResult
 
 if TYPE_CHECKING:
-    from .session import Setup
+    from .glchoice import Setup
+    from .session import Display
 
 _PREFIX = "ana-headless: "
 
@@ -23,7 +24,13 @@ def _lines(lines: Sequence[str]) -> str:
 def describe_plan(plan: Plan, argv: Sequence[str],
                   known: Sequence[ProbeResult | None] = ()) -> str:
     """The plan; `known` holds, per candidate, its cached probe result if there is one."""
-    lines = [f"server: {plan.server} ({plan.server_reason})", "GL candidates, in order:"]
+    command = plan.server_command
+    lines = [f"server: {plan.server} ({plan.server_reason})",
+             f"server command: {' '.join(command.arguments)}",
+             "  " + ("on a display claimed for it, whose sockets it is given"
+                     if command.takes_sockets else "it picks a free display itself")
+             + "; {braces}: filled in at its start",
+             "GL candidates, in order:"]
     for number, candidate in enumerate(plan.candidates, 1):
         condition = " if its renderer is hardware" if candidate.require_hardware else ""
         lines.append(f"  {number}. {candidate.mode}{condition}: {candidate.reason}")
@@ -47,11 +54,13 @@ def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
             for name, value in sorted(patch_between(base, env).items())]
 
 
-def describe_setup(setup: Setup, command: Sequence[str], base: Mapping[str, str]) -> str:
-    server = setup.server
+def describe_setup(setup: Setup, display: Display, command: Sequence[str],
+                   base: Mapping[str, str]) -> str:
+    server = display.server
     state = ("ready" if server.ready else
              "still starting: the child's first connection waits until it is ready")
-    lines = [f"display {server.display} ({server.kind} pid {server.pid}, {state})"]
+    lines = [f"display {server.display} ({server.kind} pid {server.pid}, {state})",
+             f"server command: {shlex.join(server.command)}"]
     lines.extend(f"probe {attempt.summary()}" for attempt in setup.attempts)
     lines.append("child environment changes:")
     lines.extend(f"  {change}" for change in env_changes(base, setup.env))

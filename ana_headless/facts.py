@@ -32,14 +32,19 @@ MESA_DIR_VAR = "ANA_HEADLESS_MESA_DIR"
 
 class HostFacts(Record):
     __slots__ = ("egl_devices", "loader", "mesa_dirs", "nvidia_egl", "original_display",
-                 "vgl_display", "vglrun", "xpra", "xvfb")
+                 "setpriv", "vgl_display", "vglrun", "xpra", "xvfb", "xvfb_takes_sockets")
 
     def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
                  mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
                  original_display: str | None, vgl_display: str | None,
-                 loader: Mapping[str, str] | None = None) -> None:
+                 loader: Mapping[str, str] | None = None, xvfb_takes_sockets: bool = False,
+                 setpriv: str | None = None) -> None:
         self.xvfb = xvfb
+        # Whether that Xvfb takes a claimed display's sockets by socket activation.
+        self.xvfb_takes_sockets = xvfb_takes_sockets
         self.xpra = xpra
+        # util-linux's setpriv, which gives xpra's own Xvfb a parent-death signal.
+        self.setpriv = setpriv
         self.vglrun = vglrun
         self.mesa_dirs = mesa_dirs
         self.egl_devices = egl_devices
@@ -47,6 +52,20 @@ class HostFacts(Record):
         self.original_display = original_display
         self.vgl_display = vgl_display
         self.loader: Mapping[str, str] = loader or {}
+
+
+def supports_socket_activation(server_binary: str) -> bool:
+    """Whether this X server takes listening sockets from LISTEN_FDS: its transport layer was
+    built with systemd support, so it calls sd_listen_fds (Debian's Xvfb does; a server built
+    without it would try to bind the display's sockets itself, and fail)."""
+    import mmap  # mapped, the file's pages are searched in place: no 2 MB copy to allocate
+
+    try:
+        with open(server_binary, "rb") as binary, mmap.mmap(
+                binary.fileno(), 0, prot=mmap.PROT_READ) as mapped:
+            return mapped.find(b"sd_listen_fds") >= 0
+    except (OSError, ValueError):
+        return False
 
 
 def has_libgl(directory: str) -> bool:
@@ -81,9 +100,12 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
 
 def gather(env: Mapping[str, str]) -> HostFacts:
     path = env.get("PATH", os.defpath)
+    xvfb = which("Xvfb", path)
     return HostFacts(
-        xvfb=which("Xvfb", path),
+        xvfb=xvfb,
+        xvfb_takes_sockets=bool(xvfb) and supports_socket_activation(str(xvfb)),
         xpra=which("xpra", path),
+        setpriv=which("setpriv", path),
         vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),
         egl_devices=tuple(path for path in _expand("/dev/dri/*")

@@ -13,10 +13,11 @@ import time
 
 from . import facts as host_facts
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
+from .glchoice import choose_gl
 from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn, which
 from .messages import configure_logging, log
 from .plan import make_plan
-from .session import Session
+from .session import Display
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ if TYPE_CHECKING:
     from signal import struct_siginfo
     from types import FrameType, TracebackType
 
-    from .display import ServerStart
-    from .lifetime import Guard
+    from .glchoice import Setup
+    from .lifetime import Watcher
     from .options import Options, Request
-    from .session import Setup
+    from .plan import Plan
 
 # si_code of a signal the kernel sent itself, e.g. from the terminal (^C, ^\, hang-up).
 SI_KERNEL = 0x80
@@ -99,19 +100,19 @@ def _from_terminal(info: struct_siginfo, child: int) -> bool:
 
 
 def _start_child(argv: Sequence[str], env: Mapping[str, str], sigmask: set[int],
-                 guard: Guard) -> int:
+                 watcher: Watcher) -> int:
     try:
         child = spawn(argv, env=env, sigmask=sigmask, reset_signals=PYTHON_IGNORED)
     except OSError as error:
         if error.errno == errno.ENOENT:
             raise ProgramNotFound(f"{argv[0]}: not found") from error
         raise ProgramNotRunnable(f"{argv[0]}: cannot run: {error.strerror}") from error
-    guard.kill_on_death(child, "KILL")
+    watcher.kill_on_death(child, "KILL")
     log.debug("child pid %d: %s", child, " ".join(argv))
     return child
 
 
-def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
+def supervise(argv: Sequence[str], setup: Setup, display: Display, timeout: float) -> int:
     """Run the child with stdio untouched, forward signals to it, return its exit status.
 
     A server that is still starting is watched meanwhile: if it exits, or is not ready
@@ -120,15 +121,15 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
     the socket's backlog until the server is ready): its status is its own, and the server
     is not waited for.
     """
-    server, guard = setup.server, setup.guard
+    server, watcher = display.server, display.watcher
     watched = {*FORWARDED_SIGNALS, signals.SIGCHLD}
     # Blocked, the signals wait for sigwaitinfo, which tells who sent them; no handler races.
     previous_mask = signals.pthread_sigmask(signals.SIG_BLOCK, watched)
     try:
-        child = _start_child(argv, setup.env, previous_mask, guard)
+        child = _start_child(argv, setup.env, previous_mask, watcher)
         returncode = None
         try:
-            while (returncode := guard.reap(child, 0)) is None:
+            while (returncode := watcher.reap(child, 0)) is None:
                 if server.ready:
                     info = signals.sigwaitinfo(watched)
                 else:
@@ -146,11 +147,11 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
             # A server that failed, or a fault of ours: either way the child must not
             # outlive us on a display that is going away.
             os.kill(child, signals.SIGKILL)
-            guard.reap(child, None)
+            watcher.reap(child, None)
             raise
         # Unless the server failed meanwhile, which may be why the child ended.
         server.check(timeout)
-        # The server's end is on the run's clock: begun at once, waited for by the session.
+        # The server's end is on the run's clock: begun at once, waited for by its display.
         server.begin_stop()
         return exit_status(returncode)
     finally:
@@ -158,36 +159,39 @@ def supervise(argv: Sequence[str], setup: Setup, timeout: float) -> int:
 
 
 def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
-           dry_run: bool = False, started: ServerStart | None = None) -> int:
-    """The whole of `run` and `exec`: returns the exit status of SPEC §4."""
+           dry_run: bool = False, early: tuple[Plan, Display] | None = None) -> int:
+    """The whole of `run` and `exec`: returns the exit status of SPEC §4. `early`: the plan,
+    and its display already starting (see entry.py)."""
     base_env = dict(os.environ)
-    plan = make_plan(host_facts.gather(base_env), options)
+    plan, display = early or (make_plan(host_facts.gather(base_env), options), None)
     if explain or dry_run:
         from .explain import describe_plan
-        from .session import cached_results
+        from .glchoice import cached_results
 
         print(describe_plan(plan, argv, cached_results(plan, options, base_env)),
               file=sys.stderr)
         if dry_run:
             return 0
-    session = None
     try:
         with AbortOnSignals():
-            session = Session(plan, options, base_env, started, wait=False)
+            log.info("starting %s (screen %s)%s", plan.server, options.screen,
+                     ", begun before the launcher was loaded" if display else "")
+            if display is None:
+                display = Display(plan, options.screen)
             # With a cached GL choice, the child starts while the server initialises.
-            setup = session.choose_gl()
+            setup = choose_gl(display, plan, options, base_env)
         command = [*setup.prefix, *argv]
         if explain:
             from .explain import describe_setup
 
-            print(describe_setup(setup, command, base_env), file=sys.stderr)
-        return supervise(command, setup, options.timeout)
+            print(describe_setup(setup, display, command, base_env), file=sys.stderr)
+        return supervise(command, setup, display, options.timeout)
     finally:
-        if session is not None:
-            session.close()
+        if display is not None:
+            display.close()
 
 
-def execute(request: Request, started: ServerStart | None = None) -> int:
+def execute(request: Request, early: tuple[Plan, Display] | None = None) -> int:
     """Check the program (and script), run it headless; the exit status, errors reported."""
     configure_logging(request.verbose, request.quiet)
     try:
@@ -199,7 +203,7 @@ def execute(request: Request, started: ServerStart | None = None) -> int:
         if request.script is not None:
             check_runnable(request.script, python_script=True, path="")
         return launch(argv, request.options, explain=request.explain,
-                      dry_run=request.dry_run, started=started)
+                      dry_run=request.dry_run, early=early)
     except HeadlessError as error:
         report(error, request.verbose)
         return error.exit_status

@@ -166,9 +166,9 @@ def wait_pid(pid: int, timeout: float | None) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
-class Guard:
-    """A mode-0700 private directory, and the watcher that cleans up after us if we die;
-    `close()` removes the directory and ends the watcher."""
+class PrivateDirectory:
+    """A mode-0700 directory of ours in TMPDIR (or /tmp), for the cookies, the server's log
+    and the client's Xauthority; `remove()` removes it with everything in it."""
 
     def __init__(self) -> None:
         # Absolute: the child gets paths in it (XAUTHORITY) and may change directory.
@@ -178,22 +178,31 @@ class Guard:
             os.mkdir(self.path, 0o700)
         except OSError as error:
             raise self.cannot_write(error) from error
-        read_end, self._pipe = os.pipe()
-        try:
-            self._watcher: int | None = spawn(
-                ["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", self.path],
-                stdin=read_end, new_session=True)
-        except BaseException:
-            os.close(self._pipe)
-            remove_tree(self.path)
-            raise
-        finally:
-            os.close(read_end)
 
     def cannot_write(self, error: OSError) -> SetupError:
         """The error for a private file that cannot be made: it names the directory to fix."""
         return SetupError(f"cannot make the display's private files in {self.parent}: "
                           f"{error.strerror} (TMPDIR chooses another directory)")
+
+    def remove(self) -> None:
+        remove_tree(self.path)
+
+
+class Watcher:
+    """The helper that cleans up after us if we die: it removes `directory`, and kills and
+    removes what it is told about; `close()` ends it, with nothing left to do."""
+
+    def __init__(self, directory: str) -> None:
+        read_end, self._pipe = os.pipe()
+        try:
+            self._watcher: int | None = spawn(
+                ["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", directory],
+                stdin=read_end, new_session=True)
+        except BaseException:
+            os.close(self._pipe)
+            raise
+        finally:
+            os.close(read_end)
 
     def _tell(self, line: str) -> None:
         if self._watcher is None:
@@ -225,8 +234,6 @@ class Guard:
         return wait_pid(pid, None)
 
     def close(self) -> None:
-        """Remove the directory, and the watcher, which has nothing left to do."""
-        remove_tree(self.path)
         if self._watcher is not None:
             pid, self._watcher = self._watcher, None
             os.kill(pid, signals.SIGKILL)

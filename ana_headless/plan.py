@@ -1,7 +1,9 @@
-"""From host facts and the user's options to a Plan: which server, which GL candidates, and why.
+"""From host facts and the user's options to a Plan: which server and its command line, which
+GL candidates, and why.
 
-Pure: no I/O. The launcher starts the server the Plan names, then probes its GL candidates in
-order and gives the child the first one whose probe is accepted.
+Pure: no I/O. The launcher starts the server the Plan describes, then probes its GL candidates
+in order and gives the child the first one whose probe is accepted. A new server or GL mode is
+a new fact (facts.py), a branch here, and a test.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 
 from .errors import SetupError
 from .facts import HostFacts, has_libgl
-from .options import Options
+from .options import Options, Screen
 from .record import Record
 
 TYPE_CHECKING = False
@@ -35,17 +37,78 @@ class Candidate(Record):
         self.require_hardware = require_hardware
 
 
-class Plan(Record):
-    __slots__ = ("candidates", "server", "server_binary", "server_reason", "skipped")
+# In a server's command line, the values known only at its start (display.py fills them in):
+# the display claimed for it (an argument that is replaced by as many as it takes, or none
+# when the server picks its own number), the descriptor it writes its number to once ready,
+# its cookie file, and our private directory.
+DISPLAY_OPTIONS = "{display_options}"
+READY_FD, AUTH_FILE, PRIVATE_DIR = "{ready_fd}", "{auth}", "{private_dir}"
 
-    def __init__(self, server: str, server_reason: str, server_binary: str | None,
+
+class ServerCommand(Record):
+    """How the virtual X server is started: its command line, and `takes_sockets`: it is given
+    a display we claim, by socket activation, and clients may connect before it is ready; else
+    it picks a free number itself (-displayfd) and is checked once ready."""
+
+    __slots__ = ("arguments", "takes_sockets")
+
+    def __init__(self, arguments: tuple[str, ...], takes_sockets: bool) -> None:
+        self.arguments = arguments
+        self.takes_sockets = takes_sockets
+
+    @property
+    def binary(self) -> str:
+        return self.arguments[0]
+
+
+class Plan(Record):
+    __slots__ = ("candidates", "server", "server_command", "server_reason", "skipped")
+
+    def __init__(self, server: str, server_reason: str, server_command: ServerCommand,
                  candidates: tuple[Candidate, ...], skipped: tuple[str, ...] = ()) -> None:
+        # xvfb or xpra, why, and how it is started.
         self.server = server
         self.server_reason = server_reason
-        self.server_binary = server_binary
+        self.server_command = server_command
         self.candidates = candidates
         # Modes left out before any probe, each with why.
         self.skipped = skipped
+
+
+def _xvfb_arguments(screen: Screen) -> tuple[str, ...]:
+    return ("-nolisten", "tcp", "-auth", AUTH_FILE,
+            # No reset when the last client leaves: a reset re-reads state for nothing.
+            "-noreset", "+extension", "GLX", "-screen", "0", str(screen))
+
+
+def _xvfb_command(binary: str, screen: Screen) -> tuple[str, ...]:
+    return (binary, DISPLAY_OPTIONS, "-displayfd", READY_FD, *_xvfb_arguments(screen))
+
+
+def _xpra_command(facts: HostFacts, screen: Screen) -> tuple[str, ...]:
+    """xpra in the foreground, with its sockets and logs in our private directory. It starts
+    its own Xvfb: `setpriv --pdeathsig` makes that one die with xpra, as xpra dies with us,
+    so that a SIGKILL anywhere up the chain still leaves no server."""
+    import shlex  # xpra only: shlex imports re
+
+    death = (facts.setpriv, "--pdeathsig", "TERM") if facts.setpriv else ()
+    xvfb = shlex.join((*death, facts.xvfb or "Xvfb", *_xvfb_arguments(screen)))
+    return (
+        str(facts.xpra), "start", "--daemon=no", f"--displayfd={READY_FD}", f"--xvfb={xvfb}",
+        f"--socket-dirs={PRIVATE_DIR}", f"--log-dir={PRIVATE_DIR}",
+        # Only a display is wanted: none of the session services.
+        "--mdns=no", "--pulseaudio=no", "--notifications=no", "--dbus-launch=",
+        "--dbus-proxy=no", "--dbus-control=no", "--systemd-run=no", "--start-via-proxy=no",
+        "--html=off", "--speaker=off", "--microphone=off", "--webcam=no", "--clipboard=no",
+        "--printing=no", "--file-transfer=no", "--bell=no", "--system-tray=no",
+    )
+
+
+def server_command(kind: str, facts: HostFacts, options: Options) -> ServerCommand:
+    if kind == "xpra":
+        return ServerCommand(_xpra_command(facts, options.screen), False)
+    return ServerCommand(_xvfb_command(str(facts.xvfb), options.screen),
+                         facts.xvfb_takes_sockets)
 
 
 def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
@@ -135,5 +198,5 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
             candidates.append(built)
     if not candidates:
         raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
-    binary = facts.xvfb if server == "xvfb" else facts.xpra
-    return Plan(server, server_reason, binary, tuple(candidates), tuple(skipped))
+    return Plan(server, server_reason, server_command(server, facts, options),
+                tuple(candidates), tuple(skipped))

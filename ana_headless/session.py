@@ -1,141 +1,111 @@
-"""A headless session: a private directory and cookie, a virtual X server, and the GL
-candidate that a probe showed working on it. The launcher, doctor and the in-process API all
-start their display through here. Light on imports: it is on the launcher's way to the child."""
+"""The one way a headless display is made, for the launcher, doctor and the in-process API.
+
+A display is five resources, each with one owner and one cleanup: the private directory
+(lifetime.PrivateDirectory), the watcher that cleans up if we die (lifetime.Watcher), the
+claimed display number (claim.DisplayClaim), the server process (display.XServer) and the
+cookie files in the directory. `Display` makes them in order and undoes them in the reverse
+order. Light on imports: the launcher makes its display before anything else is loaded.
+"""
 
 from __future__ import annotations
 
 import os
 
-from .display import ServerStart, XServer
-from .environment import apply_patch, display_patch, gl_patch
-from .errors import SetupError
+from .claim import claim_display
+from .display import XServer
+from .environment import apply_patch, display_patch
+from .lifetime import HeldSignals, PrivateDirectory, Watcher
 from .messages import log
-from .probe import PROBE_SCRIPT, ProbeResult, accepted_from_cache, cached, first_accepted
-from .probecache import ProbeCache, cache_path, probe_key
-from .record import Record
 from .xauth import inherited_auth, write_auth_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from types import TracebackType
 
-    from .lifetime import Guard
-    from .options import Options
-    from .plan import Candidate, Plan
+    from .claim import DisplayClaim
+    from .options import Screen
+    from .plan import Plan
 
 
-class Setup(Record):
-    """What a child is given: its environment and the chosen GL, for --explain and the API;
-    the server it is given, and the guard that must know about the child."""
+class Display:
+    """A private virtual display: its server is starting once this is made (see
+    XServer.wait_ready); `close()` stops the server and removes everything of ours."""
 
-    __slots__ = ("attempts", "chosen", "env", "guard", "prefix", "server")
-
-    def __init__(self, server: XServer, guard: Guard, *, env: dict[str, str],
-                 prefix: tuple[str, ...], chosen: ProbeResult,
-                 attempts: tuple[ProbeResult, ...]) -> None:
-        self.server = server
-        self.guard = guard
-        self.env = env
-        self.prefix = prefix
-        self.chosen = chosen
-        self.attempts = attempts
-
-
-def probe_key_for(plan: Plan, options: Options, candidate: Candidate,
-                  base_env: Mapping[str, str]) -> str:
-    return probe_key(candidate, base_env, plan.server_binary, options.screen.depth,
-                     PROBE_SCRIPT)
-
-
-def cached_results(plan: Plan, options: Options,
-                   base_env: Mapping[str, str]) -> list[ProbeResult | None]:
-    """Per candidate, the probe result the cache holds for the present facts, if any."""
-    cache = ProbeCache(cache_path(base_env))
-    return [cached(candidate, cache, probe_key_for(plan, options, candidate, base_env))
-            for candidate in plan.candidates]
-
-
-class Session:
-    """The plan's server (or the one `started` early, if it is what the plan wants) and the
-    environment of a child on it; `close()` stops the server and removes our files.
-
-    The server is ready once this is made, unless `wait` is false and clients can connect to
-    it before it is: then whoever uses it must wait_ready() or check() it.
-    """
-
-    def __init__(self, plan: Plan, options: Options, base_env: Mapping[str, str],
-                 started: ServerStart | None = None, *, wait: bool = True) -> None:
-        self.plan = plan
-        self.options = options
-        self.base_env = base_env
-        if started is not None:
-            started.claimed = True
-            if (started.kind, started.screen) != (plan.server, options.screen):
-                log.debug("the server started early is not the one wanted: stopping it")
-                started.discard()
-                started = None
-        if started is None:
-            log.info("starting %s (screen %s)", plan.server, options.screen)
-            started = ServerStart(plan.server, options.screen)
-        self._started = started
-        self.server = started.server
+    def __init__(self, plan: Plan, screen: Screen) -> None:
+        self.screen = screen
+        self._cleanups: list[Callable[[], None]] = []
         try:
-            if wait or not self.server.connectable:
-                # On failure the server is stopped there, with its output quoted.
-                self.server.wait_ready(options.timeout)
-            self.display_env = self._display_env()
+            # No signal lands between a resource's making and its registration here: one that
+            # came meanwhile is raised as the block ends, and everything made is undone.
+            with HeldSignals():
+                self.directory = PrivateDirectory()
+                self.watcher = Watcher(self.directory.path)
+                # The directory goes before the watcher: until it is gone, our death still
+                # has it removed.
+                self._cleanups += [self.watcher.close, self.directory.remove]
+                self.cookie = os.urandom(16)
+                server_auth = self._private_file("server-auth")
+                try:
+                    write_auth_file(server_auth, self.cookie)
+                except OSError as error:
+                    raise self.directory.cannot_write(error) from error
+                self.claim = claim_display() if plan.server_command.takes_sockets else None
+                if self.claim is not None:
+                    self.watcher.remove_on_death(self.claim.files)
+                    self._cleanups.append(self._release_claim)
+                self.server = XServer(plan.server, plan.server_command,
+                                      directory=self.directory, auth_file=server_auth,
+                                      claim=self.claim, watcher=self.watcher)
+                self._cleanups.append(self.server.stop)
         except BaseException:
             self.close()
             raise
 
-    def _display_env(self) -> dict[str, str]:
-        guard, server = self._started.guard, self.server
-        log.info("display %s (%s pid %d)%s", server.display, self.plan.server, server.pid,
+    def _private_file(self, name: str) -> str:
+        return os.path.join(self.directory.path, name)
+
+    def _release_claim(self) -> None:
+        claim: DisplayClaim | None = self.claim
+        if claim is not None:
+            files = claim.files
+            claim.release()
+            # Removed by us: after this, the names may be somebody else's.
+            for path, _inode in files:
+                self.watcher.forget(path)
+
+    def child_env(self, base_env: Mapping[str, str], timeout: float) -> dict[str, str]:
+        """The environment of a client of this display (SPEC §3), before its GL mode's. A
+        server that picks its own number is waited for: the number is needed here."""
+        server = self.server
+        if not server.connectable:
+            server.wait_ready(timeout)
+        log.info("display %s (%s pid %d)%s", server.display, server.kind, server.pid,
                  " ready" if server.ready else ", clients wait until it is ready")
         runtime_dir = None
-        client_auth = os.path.join(guard.path, "Xauthority")
+        client_auth = self._private_file("Xauthority")
         try:
-            if not self.base_env.get("XDG_RUNTIME_DIR"):
-                runtime_dir = os.path.join(guard.path, "runtime")
+            if not base_env.get("XDG_RUNTIME_DIR"):
+                runtime_dir = self._private_file("runtime")
                 os.mkdir(runtime_dir, 0o700)
-            write_auth_file(client_auth, self._started.cookie, str(server.number),
-                            inherited_auth(self.base_env))
+            write_auth_file(client_auth, self.cookie, str(server.number),
+                            inherited_auth(base_env))
         except OSError as error:
-            raise guard.cannot_write(error) from error
-        patch = display_patch(server.display, client_auth, runtime_dir, self.base_env)
-        return apply_patch(self.base_env, patch)
-
-    def choose_gl(self) -> Setup:
-        """The plan's first accepted GL candidate, from the probe cache alone when it can
-        tell (the server may then still be starting), else from probes on the ready server."""
-        cache = ProbeCache(cache_path(self.base_env))
-
-        def key_of(candidate: Candidate) -> str:
-            return probe_key_for(self.plan, self.options, candidate, self.base_env)
-
-        known = accepted_from_cache(self.plan.candidates, cache, key_of)
-        if known is not None:
-            chosen: ProbeResult | None = known[-1]
-            attempts = known
-        else:
-            self.server.wait_ready(self.options.timeout)
-            chosen, attempts = first_accepted(self.plan.candidates, self.display_env, cache,
-                                              key_of)
-        for attempt in attempts:
-            log.info("GL %s", attempt.summary())
-        if chosen is None:
-            raise SetupError("no working OpenGL on the virtual display",
-                             details="\n".join(a.summary() for a in attempts))
-        env = apply_patch(self.display_env, {**chosen.candidate.env_patch,
-                                             **gl_patch(chosen.candidate.mode, chosen.renderer)})
-        return Setup(self.server, self._started.guard, env=env, prefix=chosen.candidate.prefix,
-                     chosen=chosen, attempts=tuple(attempts))
+            raise self.directory.cannot_write(error) from error
+        return apply_patch(base_env, display_patch(server.display, client_auth, runtime_dir,
+                                                   base_env))
 
     def close(self) -> None:
-        self._started.discard()
+        """Undo everything made, the last made first; each step runs even if one fails."""
+        while self._cleanups:
+            cleanup = self._cleanups.pop()
+            try:
+                cleanup()
+            except BaseException:
+                self.close()
+                raise
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Display:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ana_headless.lifetime import Guard
-from ana_headless.session import Setup
+from ana_headless.glchoice import Setup
+from ana_headless.lifetime import Watcher
 from tests.conftest import ana_env, leftovers, run_ana
 from tests.security.conftest import in_private_tmp, left_behind
 
@@ -51,15 +51,19 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
                 raise RuntimeError("a fault of ours")
             return False
 
-    guard = Guard()
+    class Display:
+        server = FaultyServer()
+        watcher = Watcher(str(tmp_path / "removed-if-we-die"))
+
+    setup = Setup(env=dict(os.environ), prefix=(), chosen=None,  # type: ignore[arg-type]
+                  attempts=())
     try:
-        setup = Setup(FaultyServer(), guard, env=dict(os.environ),  # type: ignore[arg-type]
-                      prefix=(), chosen=None, attempts=())  # type: ignore[arg-type]
         with pytest.raises(RuntimeError, match="a fault of ours"):
             # A deadline long past: the supervisor checks the server at once, and again.
-            supervise(["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup, 0.001)
+            supervise(["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup,
+                      Display(), 0.001)  # type: ignore[arg-type]
     finally:
-        guard.close()
+        Display.watcher.close()
     assert not os.path.exists(f"/proc/{pid_file.read_text().strip()}"), "killed and reaped"
 
 
@@ -124,15 +128,16 @@ def _read(path: Path) -> bytes:
 # inode under the same name) before this process dies.
 WATCHED_THEN_KILLED = """\
 import os, signal, sys
-from ana_headless.lifetime import Guard
+from ana_headless.lifetime import PrivateDirectory, Watcher
 
 mine, theirs = sys.argv[1:3]
-guard = Guard()
-guard.remove_on_death([(path, os.stat(path).st_ino) for path in (mine, theirs)])
+directory = PrivateDirectory()
+watcher = Watcher(directory.path)
+watcher.remove_on_death([(path, os.stat(path).st_ino) for path in (mine, theirs)])
 replacement = theirs + ".new"
 open(replacement, "w").close()
 os.replace(replacement, theirs)
-print(guard.path, flush=True)
+print(directory.path, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

@@ -83,3 +83,25 @@ def test_server_choice() -> None:
         make_plan(with_xpra, Options(server="xvfb"))
     with pytest.raises(SetupError, match="neither Xvfb nor xpra"):
         make_plan(BARE.replace(xvfb=None), Options())
+
+
+def test_the_server_command_is_in_the_plan() -> None:
+    """--dry-run shows it; the display module only fills in what is known at the start."""
+    from ana_headless.display import command_line
+
+    with_sockets = BARE.replace(xvfb_takes_sockets=True)
+    planned = make_plan(with_sockets, Options()).server_command
+    assert planned.takes_sockets and planned.binary == "/usr/bin/Xvfb"
+    assert "-screen" in planned.arguments and "1280x1024x24" in planned.arguments
+    filled = command_line(planned, None, "/private/auth", "/private")
+    assert filled[:3] == ["/usr/bin/Xvfb", "-displayfd", "3"]
+    assert filled[filled.index("-auth") + 1] == "/private/auth"
+    assert not make_plan(BARE, Options()).server_command.takes_sockets
+
+
+def test_xpras_own_xvfb_dies_with_it_where_setpriv_is_found() -> None:
+    facts = BARE.replace(xvfb=None, xpra="/usr/bin/xpra", setpriv="/usr/bin/setpriv")
+    arguments = make_plan(facts, Options()).server_command.arguments
+    assert arguments[:2] == ("/usr/bin/xpra", "start")
+    xvfb = next(part for part in arguments if part.startswith("--xvfb="))
+    assert xvfb.startswith("--xvfb=/usr/bin/setpriv --pdeathsig TERM Xvfb ")
