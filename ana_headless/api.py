@@ -22,7 +22,7 @@ from .inprocess import (
     why_reexec_cannot_work,
 )
 from .messages import log
-from .options import Options, options_from_environment
+from .options import Options, launcher_arguments, options_from_environment
 from .ownership import server_kind
 from .plan import make_plan
 from .record import Record
@@ -71,15 +71,6 @@ def _options(env: Mapping[str, str], allow_virtualgl: bool, force_virtualgl: boo
     options = options_from_environment(env)
     return options.replace(allow_virtualgl=allow_virtualgl and options.allow_virtualgl,
                            force_virtualgl=force_virtualgl)
-
-
-def _launcher_flags(options: Options, mode: str | None) -> list[str]:
-    flags = ["--gl", mode] if mode else []
-    if not options.allow_virtualgl:
-        flags.append("--no-virtualgl")
-    if options.force_virtualgl:
-        flags.append("--force-virtualgl")
-    return flags
 
 
 def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> HeadlessInfo:
@@ -135,12 +126,12 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
     loop_guard(os.environ)
     options = _options(os.environ, allow_virtualgl, force_virtualgl)
     if loaded.too_late:
-        return _restart_under_launcher(loaded.describe(), _launcher_flags(options, None),
+        return _restart_under_launcher(loaded.describe(), launcher_arguments(options),
                                        fallback, loaded.qt_application)
     base_env = dict(os.environ)
     display = None
     try:
-        plan = make_plan(host_facts.gather(base_env), options)
+        plan = make_plan(host_facts.gather(base_env, options.mesa_dir), options)
         display = Display(plan, options.screen)
         setup = choose_gl(display, plan, options, base_env)
         # No supervisor watches the server in place: it must be up before we say so.
@@ -157,7 +148,8 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
         display.close()
         needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
         return _restart_under_launcher(f"the {chosen.mode} mode needs {needs} set when the "
-                                       "process starts", _launcher_flags(options, chosen.mode),
+                                       "process starts",
+                                       launcher_arguments(options.replace(gl=chosen.mode)),
                                        fallback, None)
     apply_in_place(patch_between(base_env, setup.env))
     keep_until_exit(display.close)

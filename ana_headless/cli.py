@@ -1,13 +1,12 @@
 """The command line: parse, call the launcher. Thin on purpose; its options come from the
 table in options.py. Plain `run` and `exec` command lines do not come here: the entry point
-reads them itself, without importing click (see options.quick_parse)."""
+reads them itself, without importing click (see quickparse.py)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -21,6 +20,9 @@ from .options import (
     build_request,
     parse_seconds,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXAMPLES = """\
 Examples:

@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import HeadlessError
+from .errors import HeadlessError, UsageError
 from .facts import HostFacts, gather
 from .glchoice import probe_key_for
-from .options import Options
+from .options import Options, options_from_environment
 from .plan import make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
 from .session import Display
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
@@ -45,26 +47,32 @@ def _result_json(result: ProbeResult) -> dict[str, Any]:
 
 
 def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
-    """Probe every candidate of the auto plan on one virtual display."""
-    facts = gather(env)
+    """Probe every candidate of the plan that the environment's options give (the plan of
+    `run` without options) on one virtual display."""
+    problem = ""
+    try:
+        options = options_from_environment(env)
+    except UsageError as error:
+        options, problem = Options(), str(error)
+    facts = gather(env, options.mesa_dir)
     report: dict[str, Any] = {"version": __version__, "facts": facts.as_dict(),
                               "server": None, "candidates": [], "skipped": [],
-                              "chosen": None, "problem": "", "next_steps": []}
+                              "chosen": None, "problem": problem, "next_steps": []}
     results: list[ProbeResult] = []
     try:
-        plan = make_plan(facts, Options())
+        plan = make_plan(facts, options)
         report["server"] = {"kind": plan.server, "reason": plan.server_reason,
                             "command": list(plan.server_command.arguments)}
         report["skipped"] = list(plan.skipped)
-        with Display(plan, Options().screen) as display:
-            display_env = display.child_env(env, Options().timeout)
-            display.server.wait_ready(Options().timeout)
+        with Display(plan, options.screen) as display:
+            display_env = display.child_env(env, options.timeout)
+            display.server.wait_ready(options.timeout)
             report["server"]["display"] = display.server.display
             results = [run_probe(candidate, display_env) for candidate in plan.candidates]
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:
-            remember(cache, probe_key_for(plan, Options(), result.candidate, env), result)
+            remember(cache, probe_key_for(plan, options, result.candidate, env), result)
         cache.save()
     except HeadlessError as error:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")

@@ -16,8 +16,8 @@ import sys
 from .errors import HeadlessError
 from .facts import gather
 from .lifetime import signals
-from .options import quick_parse
 from .plan import make_plan
+from .quickparse import quick_parse
 from .session import Display
 
 TYPE_CHECKING = False
@@ -32,7 +32,7 @@ def _start_early(request: Request) -> tuple[Plan, Display] | None:
     if request.dry_run:
         return None
     try:
-        plan = make_plan(gather(os.environ), request.options)
+        plan = make_plan(gather(os.environ, request.options.mesa_dir), request.options)
         return plan, Display(plan, request.options.screen)
     except HeadlessError:
         return None

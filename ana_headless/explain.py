@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .environment import patch_between
-from .plan import Plan
-from .probe import ProbeResult
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from .glchoice import Setup
+    from .plan import Plan
+    from .probe import ProbeResult
     from .session import Display
 
 _PREFIX = "ana-headless: "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from .lifetime import which
 from .record import Record
 
 TYPE_CHECKING = False
@@ -27,18 +26,18 @@ _NVIDIA_EGL_VENDOR_FILES = (
 # user's LD_PRELOAD or vendor override can explain a surprising renderer.
 LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "__GLX_VENDOR_LIBRARY_NAME",
                     "__EGL_VENDOR_LIBRARY_FILENAMES", "LIBGL_ALWAYS_SOFTWARE", "GALLIUM_DRIVER")
-MESA_DIR_VAR = "ANA_HEADLESS_MESA_DIR"
 
 
 class HostFacts(Record):
-    __slots__ = ("egl_devices", "loader", "mesa_dirs", "nvidia_egl", "original_display",
-                 "setpriv", "vgl_display", "vglrun", "xpra", "xvfb", "xvfb_takes_sockets")
+    __slots__ = ("egl_devices", "given_mesa_dir", "loader", "mesa_dirs", "nvidia_egl",
+                 "original_display", "setpriv", "vgl_display", "vglrun", "xpra", "xvfb",
+                 "xvfb_takes_sockets")
 
     def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
                  mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
                  original_display: str | None, vgl_display: str | None,
                  loader: Mapping[str, str] | None = None, xvfb_takes_sockets: bool = False,
-                 setpriv: str | None = None) -> None:
+                 setpriv: str | None = None, given_mesa_dir: str | None = None) -> None:
         self.xvfb = xvfb
         # Whether that Xvfb takes a claimed display's sockets by socket activation.
         self.xvfb_takes_sockets = xvfb_takes_sockets
@@ -47,6 +46,8 @@ class HostFacts(Record):
         self.setpriv = setpriv
         self.vglrun = vglrun
         self.mesa_dirs = mesa_dirs
+        # The directory that --mesa-dir names, resolved, when it holds a libGL.so.1.
+        self.given_mesa_dir = given_mesa_dir
         self.egl_devices = egl_devices
         self.nvidia_egl = nvidia_egl
         self.original_display = original_display
@@ -68,6 +69,16 @@ def supports_socket_activation(server_binary: str) -> bool:
         return False
 
 
+def which(program: str, path: str | None = None) -> str | None:
+    """Like shutil.which, without importing shutil."""
+    for directory in (path if path is not None else os.environ.get("PATH", os.defpath)).split(
+            os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def has_libgl(directory: str) -> bool:
     return os.path.isfile(os.path.join(directory, "libGL.so.1"))
 
@@ -87,8 +98,6 @@ def _expand(pattern: str) -> list[str]:
 
 def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     candidates: list[str] = []
-    if env.get(MESA_DIR_VAR):
-        candidates.append(env[MESA_DIR_VAR])
     for pattern in _MESA_SEARCH_PATTERNS:
         candidates.extend(_expand(pattern))
     for prefix in filter(None, (env.get("CONDA_PREFIX"), env.get("PIXI_PROJECT_ROOT"))):
@@ -98,7 +107,8 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(c) for c in candidates if has_libgl(c)))
 
 
-def gather(env: Mapping[str, str]) -> HostFacts:
+def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
+    """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into."""
     path = env.get("PATH", os.defpath)
     xvfb = which("Xvfb", path)
     return HostFacts(
@@ -108,6 +118,7 @@ def gather(env: Mapping[str, str]) -> HostFacts:
         setpriv=which("setpriv", path),
         vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),
+        given_mesa_dir=os.path.realpath(mesa_dir) if mesa_dir and has_libgl(mesa_dir) else None,
         egl_devices=tuple(path for path in _expand("/dev/dri/*")
                           if os.path.basename(path).startswith("renderD")),
         nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES),

@@ -14,7 +14,7 @@ import time
 from . import facts as host_facts
 from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
 from .glchoice import choose_gl
-from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn, which
+from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn
 from .messages import configure_logging, log
 from .plan import make_plan
 from .session import Display
@@ -76,7 +76,7 @@ class AbortOnSignals:
 def check_runnable(program: str, *, python_script: bool, path: str) -> str:
     """Resolve PROGRAM (or check SCRIPT) before anything starts: 127 missing, 126 not runnable."""
     if not python_script and "/" not in program:
-        found = which(program, path)
+        found = host_facts.which(program, path)
         if found is None:
             raise ProgramNotFound(f"{program}: command not found on PATH")
         return found
@@ -163,7 +163,8 @@ def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
     """The whole of `run` and `exec`: returns the exit status of SPEC §4. `early`: the plan,
     and its display already starting (see entry.py)."""
     base_env = dict(os.environ)
-    plan, display = early or (make_plan(host_facts.gather(base_env), options), None)
+    plan, display = early or (
+        make_plan(host_facts.gather(base_env, options.mesa_dir), options), None)
     if explain or dry_run:
         from .explain import describe_plan
         from .glchoice import cached_results

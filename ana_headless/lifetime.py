@@ -84,23 +84,6 @@ class HeldSignals:
         signals.pthread_sigmask(signals.SIG_SETMASK, self._previous)
 
 
-def which(program: str, path: str | None = None) -> str | None:
-    """Like shutil.which, without importing shutil."""
-    for directory in (path if path is not None else os.environ.get("PATH", os.defpath)).split(
-            os.pathsep):
-        candidate = os.path.join(directory or ".", program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def with_parent_death_signal(argv: Sequence[str], signal_name: str) -> list[str]:
-    """`argv` run under util-linux's `setpriv --pdeathsig`, which execs it (same pid): for
-    a process whose parent is not us (xpra's Xvfb)."""
-    setpriv = which("setpriv")
-    return [setpriv, "--pdeathsig", signal_name, *argv] if setpriv else list(argv)
-
-
 def _fd_placement(wanted: Mapping[int, int]) -> list[tuple[int, ...]]:
     """posix_spawn file actions that give the new process fd `target` = our fd `source`, for
     each target: source, whatever their numbers. Each source is first copied above every fd

@@ -1,12 +1,7 @@
-"""The options of `run` and `exec` (SPEC §2), as data: the click command line is built from
-this table, and the launcher's fast path reads plain command lines with it.
-
-Importing click costs the launcher some 28 ms, more than half of what the X server needs to
-start: the time in which the child could already be starting. So `quick_parse` reads the
-common command lines (`run`/`exec`/the shebang form with options from this table) itself, and
-hands every other one (help, doctor, an unusual spelling, a value that is not plainly valid)
-to click, which then parses, validates and explains as before. A unit test checks that both
-agree wherever the fast path answers. Light on imports, on purpose.
+"""The options of `run` and `exec` (SPEC §2), as data: one table, from which the click command
+line is built, the launcher's fast path (quickparse.py) reads plain command lines, the
+environment variables are read, and a re-executed process passes its options on. Light on
+imports: the launcher reads its options before the X server is started.
 """
 
 from __future__ import annotations
@@ -205,7 +200,7 @@ def build_request(command: str, values: Mapping[str, Any], child: Sequence[str],
                    dry_run=bool(values["dry_run"]))
 
 
-def _convert(spec: OptionSpec, text: str) -> Any:
+def convert_value(spec: OptionSpec, text: str) -> Any:
     """The value of `text` for `spec`, or None where click would refuse it, or read it in a
     way that is not plain (then click parses the whole command line)."""
     if spec.kind == "choice":
@@ -235,11 +230,11 @@ def parse_seconds(text: str) -> float | None:
     return seconds if 0 < seconds <= MAX_TIMEOUT else None
 
 
-def _from_environment(spec: OptionSpec, env: Mapping[str, str]) -> Any:
+def value_from_environment(spec: OptionSpec, env: Mapping[str, str]) -> Any:
     """The value of `spec` from its environment variable or its default; None when the
     variable holds what click would refuse."""
     if spec.envvar and env.get(spec.envvar):
-        return _convert(spec, env[spec.envvar])
+        return convert_value(spec, env[spec.envvar])
     return Screen.parse(DEFAULT_SCREEN) if spec.kind == "screen" else spec.default
 
 
@@ -251,7 +246,7 @@ def options_from_environment(env: Mapping[str, str]) -> Options:
 
     values: dict[str, Any] = {}
     for spec in SPECS:
-        values[spec.dest] = _from_environment(spec, env)
+        values[spec.dest] = value_from_environment(spec, env)
         if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
             accepted = f": use one of {', '.join(spec.choices)}" if spec.choices else ""
             raise UsageError(f"{spec.envvar}={env[spec.envvar]!r} is not a valid value for "
@@ -259,59 +254,21 @@ def options_from_environment(env: Mapping[str, str]) -> Options:
     return _options(values)
 
 
-def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
-    """The request of a plain `run`, `exec` or shebang command line, exactly as click would
-    read it; None for anything else."""
-    if not args or args[0] in ("--help", "-h", "--version", "doctor"):
-        return None
-    command = args[0] if args[0] in COMMANDS else "run"
-    rest = list(args[1:] if args[0] in COMMANDS else args)
-    by_flag = {flag: spec for spec in SPECS if command == "run" or not spec.run_only
-               for flag in spec.flags}
-    given: dict[str, Any] = {}
-    module = None
-    while rest:
-        token = rest.pop(0)
-        if token == "--":
-            break
-        if command == "run" and token.startswith("-m") and not token.startswith("--"):
-            if token == "-m" and not rest:
-                return None
-            module = token[2:] or rest.pop(0)
-            break
-        if not token.startswith("-") or token == "-":
-            rest.insert(0, token)
-            break
-        name, has_value, text = token.partition("=")
-        spec = by_flag.get(name)
-        if spec is None:
-            # -vv is -v twice; anything else unknown (-h, clusters, typos) is click's to read.
-            if token[1:] and set(token[1:]) == {"v"}:
-                given["verbose"] = given.get("verbose", 0) + len(token) - 1
-                continue
-            return None
-        if spec.kind in ("flag", "count", "switch"):
-            if has_value:
-                return None
-            if spec.kind == "count":
-                given[spec.dest] = given.get(spec.dest, 0) + 1
-            else:
-                given[spec.dest] = spec.kind == "flag" or name == spec.flags[0]
-            continue
-        if not has_value:
-            if not rest:
-                return None
-            text = rest.pop(0)
-        value = _convert(spec, text)
-        if value is None:
-            return None
-        given[spec.dest] = value
-    values: dict[str, Any] = {}
+def launcher_arguments(options: Options) -> list[str]:
+    """The command-line options that give `options`, from the table: those that differ from
+    the defaults (how a re-executed process passes its options to the launcher)."""
+    arguments: list[str] = []
     for spec in SPECS:
-        values[spec.dest] = (given[spec.dest] if spec.dest in given
-                             else _from_environment(spec, env))
-        if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
-            return None
-    if module is None and not rest:
-        return None
-    return build_request(command, values, rest, module)
+        if spec.dest not in Options.__slots__:
+            continue
+        value = getattr(options, spec.dest)
+        default = Screen.parse(DEFAULT_SCREEN) if spec.kind == "screen" else spec.default
+        if value == default or value is None:
+            continue
+        if spec.kind == "switch":
+            arguments.append(spec.flags[0] if value else spec.flags[1])
+        elif spec.kind == "flag":
+            arguments.append(spec.flags[0])
+        else:
+            arguments += [spec.flags[0], f"{value:g}" if isinstance(value, float) else str(value)]
+    return arguments

@@ -8,16 +8,15 @@ a new fact (facts.py), a branch here, and a test.
 
 from __future__ import annotations
 
-import os
-
 from .errors import SetupError
-from .facts import HostFacts, has_libgl
-from .options import Options, Screen
 from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from .facts import HostFacts
+    from .options import Options, Screen
 
 
 class Candidate(Record):
@@ -154,9 +153,9 @@ def _virtualgl(facts: HostFacts, options: Options, explicit: bool) -> Candidate 
 
 def _mesa(facts: HostFacts, options: Options) -> Candidate | str:
     if options.mesa_dir:
-        directory = os.path.realpath(options.mesa_dir)
-        if not has_libgl(directory):
+        if facts.given_mesa_dir is None:
             return f"mesa: no libGL.so.1 in {options.mesa_dir} (--mesa-dir / ANA_HEADLESS_MESA_DIR)"
+        directory = facts.given_mesa_dir
         why = f"libGL.so.1 from {directory} (--mesa-dir)"
     elif facts.mesa_dirs:
         directory = facts.mesa_dirs[0]

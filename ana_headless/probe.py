@@ -6,14 +6,15 @@ import os
 import sys
 
 from .environment import apply_patch
-from .plan import Candidate
-from .probecache import ProbeCache
 from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
+
+    from .plan import Candidate
+    from .probecache import ProbeCache
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glprobe.py")
 PROBE_DEADLINE = 20.0

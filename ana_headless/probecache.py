@@ -28,12 +28,13 @@ import sys
 from ._version import __version__
 from .environment import home_directory
 from .messages import log
-from .plan import Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
+
+    from .plan import Candidate
 
 CACHE_VAR = "ANA_HEADLESS_PROBE_CACHE"
 CACHE_FILE = "probes.marshal"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ana_headless.errors import SetupError
-from ana_headless.facts import HostFacts
+from ana_headless.facts import HostFacts, gather
 from ana_headless.options import Options
 from ana_headless.plan import make_plan
 
@@ -71,7 +71,9 @@ def test_mesa_dir_without_libgl_is_named(tmp_path: Path) -> None:
 
 def test_mesa_dir_goes_first_on_the_library_path(tmp_path: Path) -> None:
     (tmp_path / "libGL.so.1").write_bytes(b"")
-    facts = BARE.replace(loader={"LD_LIBRARY_PATH": "/opt/lib"})
+    # The plan is pure: what is in the directory is a fact, gathered beforehand.
+    facts = BARE.replace(loader={"LD_LIBRARY_PATH": "/opt/lib"},
+                         given_mesa_dir=gather({}, str(tmp_path)).given_mesa_dir)
     plan = make_plan(facts, Options(gl="mesa", mesa_dir=str(tmp_path)))
     assert plan.candidates[0].env_patch == {"LD_LIBRARY_PATH": f"{tmp_path}:/opt/lib"}
 

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from ana_headless.cli import main
 from ana_headless.lifetime import remove_tree, spawn, wait_pid
-from ana_headless.options import SPECS, Options, Request, Screen, quick_parse
+from ana_headless.options import SPECS, Options, Request, Screen
 from ana_headless.plan import Candidate
 from ana_headless.probecache import ProbeCache, probe_key
+from ana_headless.quickparse import quick_parse
 
 # The variables the options read: unset unless a case sets them.
 OPTION_VARIABLES = {spec.envvar for spec in SPECS if spec.envvar}
