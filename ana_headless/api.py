@@ -3,8 +3,15 @@ Anatomist (SPEC §6)."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import importlib.util
+import logging
 import os
 import sys
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import facts as host_facts
 from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
@@ -21,46 +28,42 @@ from .inprocess import (
     what_is_loaded,
     why_reexec_cannot_work,
 )
-from .messages import log
 from .options import Options, launcher_arguments, options_from_environment
 from .ownership import server_kind
 from .plan import make_plan
-from .record import Record
 from .session import Display
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
+
+log = logging.getLogger("ana_headless")
 
 IMPLEMENTATIONS = ("direct", "threaded", "socket", "notebook", "headless")
 FALLBACKS = ("error", "onscreen")
 
 
-class HeadlessInfo(Record):
+@dataclass(frozen=True)
+class HeadlessInfo:
     """What was set up; the fields of upstream Anatomist's headless result, and more
     (`as_dict()` gives them all)."""
 
-    __slots__ = ("display", "headless", "mesa", "mode", "original_display", "qtapp",
-                 "reexec", "renderer", "server", "virtualgl")
+    headless: bool
+    display: str | None
+    original_display: str | None
+    # xvfb, xpra, or None when not headless.
+    server: str | None
+    # virtualgl, server, mesa, or onscreen.
+    mode: str
+    renderer: str
+    virtualgl: bool
+    mesa: bool
+    # Whether this process was re-executed under the launcher.
+    reexec: bool
+    # None, "QCore" or "QApp": the Qt application that already existed.
+    qtapp: str | None
 
-    def __init__(self, *, headless: bool, display: str | None, original_display: str | None,
-                 server: str | None, mode: str, renderer: str, virtualgl: bool, mesa: bool,
-                 reexec: bool, qtapp: str | None) -> None:
-        self.headless = headless
-        self.display = display
-        self.original_display = original_display
-        # xvfb, xpra, or None when not headless.
-        self.server = server
-        # virtualgl, server, mesa, or onscreen.
-        self.mode = mode
-        self.renderer = renderer
-        self.virtualgl = virtualgl
-        self.mesa = mesa
-        # Whether this process was re-executed under the launcher.
-        self.reexec = reexec
-        # None, "QCore" or "QApp": the Qt application that already existed.
-        self.qtapp = qtapp
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 _current: HeadlessInfo | None = None
@@ -84,8 +87,6 @@ def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> Headles
 
 
 def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
-    import warnings
-
     warnings.warn(f"ana-headless: not headless ({reason}); going on with the on-screen "
                   f"display {os.environ.get('DISPLAY')!r}, as fallback='onscreen' asks",
                   RuntimeWarning, stacklevel=3)
@@ -183,9 +184,6 @@ def HeadlessAnatomist(*args: Any, implementation: str = "direct",
 
     `*args` and the other keyword arguments go to the Anatomist constructor.
     """
-    # Here only: importlib.util imports contextlib and more (some 3 ms).
-    import importlib.util
-
     module_name, class_name = _resolve(implementation)
     # Only look the package up: importing it may import Qt, which must wait for the display.
     if importlib.util.find_spec(module_name.split(".")[0]) is None:

@@ -13,7 +13,7 @@ server has even started: a client that connects early waits in the socket's back
 server accepts it, so the child can start while the server initialises.
 
 Light on imports: this runs before the server is started. `_socket` is the C core of `socket`,
-which would also import enum and selectors (some 4 ms, measured with -X importtime).
+which would also import enum and selectors (import costs: benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _inode(path: str) -> int | None:
 
 
 def unlink_if_there(path: str) -> None:
-    """os.unlink, for a file that may be gone already (contextlib would be a 3 ms import)."""
+    """os.unlink, for a file that may be gone already (without importing contextlib)."""
     try:
         os.unlink(path)
     except FileNotFoundError:

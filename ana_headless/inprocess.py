@@ -6,12 +6,12 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from dataclasses import dataclass
 
 from .environment import DISPLAY_VAR
 from .errors import HeadlessError
 from .glprobe import mapped_libraries
 from .ownership import display_listeners
-from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,18 +25,15 @@ _GL_LIBRARY_PREFIXES = ("libGL.so", "libGLX", "libOpenGL", "libEGL", "libGLESv2"
 _QT_BINDINGS = ("PyQt5", "PyQt6", "PySide2", "PySide6")
 
 
-class Loaded(Record):
+@dataclass(frozen=True)
+class Loaded:
     """What would keep a display or a GL library from being chosen now, in this process."""
 
-    __slots__ = ("gl_libraries", "qt_application", "qt_gui_modules")
-
-    def __init__(self, gl_libraries: tuple[str, ...], qt_gui_modules: tuple[str, ...],
-                 qt_application: str | None) -> None:
-        self.gl_libraries = gl_libraries
-        self.qt_gui_modules = qt_gui_modules
-        # None, "QCore" or "QApp": the Qt application object that already exists, as
-        # upstream Anatomist's headless module reports it.
-        self.qt_application = qt_application
+    gl_libraries: tuple[str, ...]
+    qt_gui_modules: tuple[str, ...]
+    # None, "QCore" or "QApp": the Qt application object that already exists, as upstream
+    # Anatomist's headless module reports it.
+    qt_application: str | None
 
     @property
     def too_late(self) -> bool:

@@ -8,8 +8,8 @@ would on any stop, the child SIGKILL) and removes our private directory and the 
 socket and lock files.
 
 Why not the kernel's parent-death signal (`PR_SET_PDEATHSIG`)? It needs a helper exec before
-each process (setpriv: some 2 ms before the server can start) or ctypes (3 ms of imports
-before the child), and it fires when the *thread* that started the process ends, not the
+each process (setpriv, before the server can start) or ctypes (imports before the child; see
+benchmarks/README.md), and it fires when the *thread* that started the process ends, not the
 process: a server started by ensure_headless() from a worker thread would stop with it.
 
 A process the watcher knows is forgotten before it is reaped, so that the watcher can never
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 else:
     # For the modules on the way to the server's start: the C core of `signal`, with the same
-    # functions and int constants; `signal` itself would import enum (some 4 ms).
+    # functions and int constants; `signal` itself would import enum (benchmarks/README.md).
     import _signal as signals
 
 # The signals the launcher forwards; a supervised child must start with them unblocked.
@@ -225,7 +225,7 @@ class Watcher:
 
 
 def remove_tree(path: str) -> None:
-    """rm -rf, ignoring errors: shutil.rmtree would cost the run an import of some 9 ms."""
+    """rm -rf, ignoring errors, without importing shutil (on the run's clock)."""
     for root, directories, files in os.walk(path, topdown=False):
         for name in files:
             _remove(os.path.join(root, name), os.unlink)

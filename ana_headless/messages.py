@@ -1,6 +1,7 @@
 """The `ana_headless` logger, with the logging module imported only when a message is emitted.
 
-Importing logging costs a run about 10 ms; a launcher run without -v emits nothing. In a
+Importing logging costs a run some milliseconds (benchmarks/README.md); a launcher run without -v
+emits nothing. In a
 script (the in-process API) every message goes to logging.getLogger("ana_headless") as usual,
 once the script uses logging at all; the CLI sets `threshold`, under which messages are
 dropped without importing anything.

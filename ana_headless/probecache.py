@@ -7,9 +7,9 @@ prefix, environment patch), the server kind and depth, the loader variables, and
 interpreter, the probe itself, and /etc/ld.so.cache, which changes whenever a library is
 installed or upgraded. Any change gives another key, hence a new probe.
 
-The file is in Python's marshal format, which needs no import: json would cost the launcher
-some 8 ms (it imports re), before the child can start. `--dry-run` and `doctor` show what it
-holds.
+The file is in Python's marshal format, which needs no import: json would cost the launcher the
+import of re before the child can start (import costs: benchmarks/README.md). `--dry-run` and
+`doctor` show what it holds.
 
 The cache is only a shortcut, so it is trusted no further than it must be: it is read and
 written only in a directory of ours that nobody else can write to, only as a regular file of

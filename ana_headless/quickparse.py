@@ -1,11 +1,11 @@
 """Reading a plain `run`, `exec` or shebang command line without click.
 
-Importing click costs the launcher some 28 ms, more than half of what the X server needs to
-start: the time in which the child could already be starting. So `quick_parse` reads the
-common command lines (options from the table in options.py) itself, and hands every other one
-(help, doctor, an unusual spelling, a value that is not plainly valid) to click, which then
-parses, validates and explains as before. A unit test checks that both agree wherever the fast
-path answers. Light on imports, on purpose.
+Importing click costs the launcher more than half of what the X server needs to start
+(import costs: benchmarks/README.md): the time in which the child could already be starting.
+So `quick_parse` reads the common command lines (options from the table in options.py) itself,
+and hands every other one (help, doctor, an unusual spelling, a value that is not plainly
+valid) to click, which then parses, validates and explains as before. A unit test checks that
+both agree wherever the fast path answers. Light on imports, on purpose.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Value classes for the launcher's path: equality, repr, replace() and as_dict() from
 `__slots__`, which is what the package needs of dataclasses without importing them
-(dataclasses imports inspect: some 16 ms before the child can start; see `make bench`)."""
+(dataclasses imports inspect, before the child can start; see benchmarks/README.md). Only
+for the modules between the launcher's start and the child's: elsewhere, dataclasses."""
 
 from __future__ import annotations
 
