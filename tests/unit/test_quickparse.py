@@ -1,26 +1,20 @@
-"""The pieces that keep the launcher fast: the click-free reading of plain command lines (it
-must agree with click wherever it answers), the probe cache and its key, the spawn's fd
-placement, the tree removal."""
+"""The click-free reading of plain command lines: it must agree with click wherever it
+answers, and leave everything else to click."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from ana_headless.cli import main
-from ana_headless.lifetime import remove_tree, spawn, wait_pid
 from ana_headless.options import SPECS, Options, Request, Screen
-from ana_headless.plan import Candidate
-from ana_headless.probecache import ProbeCache, probe_key
 from ana_headless.quickparse import quick_parse
 
 # The variables the options read: unset unless a case sets them.
 OPTION_VARIABLES = {spec.envvar for spec in SPECS if spec.envvar}
-
 
 def click_request(args: list[str], env: dict[str, str],
                   monkeypatch: pytest.MonkeyPatch) -> Request | None:
@@ -37,11 +31,9 @@ def click_request(args: list[str], env: dict[str, str],
     result = CliRunner(env=environment).invoke(main, args)
     return seen[0] if result.exit_code == 0 and seen else None
 
-
 def quick_request(args: list[str], env: dict[str, str]) -> Request | None:
     environment = {k: v for k, v in os.environ.items() if k not in OPTION_VARIABLES}
     return quick_parse(args, {**environment, **env})
-
 
 PLAIN = [
     (["run", "s.py"], {}),
@@ -74,14 +66,12 @@ PLAIN = [
     (["exec", "--virtualgl", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "off"}),
 ]
 
-
 @pytest.mark.parametrize("args, env", PLAIN)
 def test_plain_command_lines_are_read_as_click_reads_them(
         args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     quick = quick_request(args, env)
     assert quick is not None, "a plain command line must not need click"
     assert quick == click_request(args, env, monkeypatch)
-
 
 @pytest.mark.parametrize("args, env", [
     ([], {}), (["--help"], {}), (["-h"], {}), (["--version"], {}), (["doctor"], {}),
@@ -97,62 +87,7 @@ def test_plain_command_lines_are_read_as_click_reads_them(
 def test_anything_else_is_left_to_click(args: list[str], env: dict[str, str]) -> None:
     assert quick_request(args, env) is None
 
-
 def test_quick_parse_builds_the_child_command_line() -> None:
     request = quick_request(["run", "-v", "--screen", "64x48x16", "s.py", "--screen"], {})
     assert request == Request([sys.executable, "s.py", "--screen"],
                               Options(screen=Screen(64, 48, 16)), script="s.py", verbose=1)
-
-
-def test_probe_key_changes_with_what_the_probe_depends_on(tmp_path: Path) -> None:
-    mesa = tmp_path / "mesa"
-    mesa.mkdir()
-    (mesa / "libGL.so.1").write_bytes(b"one")
-    candidate = Candidate("mesa", "test", env_patch={"LD_LIBRARY_PATH": str(mesa)})
-    key = probe_key(candidate, {}, "/usr/bin/Xvfb", 24, __file__)
-    assert key == probe_key(candidate, {"HOME": "/elsewhere"}, "/usr/bin/Xvfb", 24, __file__)
-    assert key != probe_key(candidate, {"LD_PRELOAD": "x.so"}, "/usr/bin/Xvfb", 24, __file__)
-    assert key != probe_key(candidate, {}, "/usr/bin/Xvfb", 16, __file__)
-    (mesa / "libGL.so.1").write_bytes(b"another build")
-    assert key != probe_key(candidate, {}, "/usr/bin/Xvfb", 24, __file__)
-
-
-def test_probe_cache_round_trip_and_bad_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "probes.marshal"
-    cache = ProbeCache(str(path))
-    cache.put("k", {"ok": True, "report": {"libraries": ["libGL.so.1"]}})
-    cache.save()
-    assert ProbeCache(str(path)).get("k") == {"ok": True, "report": {"libraries": ["libGL.so.1"]}}
-    path.write_text("not marshal")
-    assert ProbeCache(str(path)).get("k") is None
-
-
-def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
-    """Whatever numbers our fds have (here, some clash with the targets), the new process
-    finds them at 3, 4, ... in order."""
-    pipes = [os.pipe() for _ in range(3)]
-    write_ends = [write_end for _read, write_end in pipes]
-    passed = [write_ends[2], write_ends[0], write_ends[1]]
-    pid = spawn(["/bin/sh", "-c", "echo three >&3; echo four >&4; echo five >&5"],
-                pass_fds=passed)
-    for fd in write_ends:
-        os.close(fd)
-    assert wait_pid(pid, None) == 0
-    received = []
-    for read_end, _write in pipes:
-        with os.fdopen(read_end, "rb") as pipe:
-            received.append(pipe.read())
-    assert received == [b"four\n", b"five\n", b"three\n"]
-
-
-def test_remove_tree_removes_links_not_what_they_point_to(tmp_path: Path) -> None:
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    (kept / "file").write_text("x")
-    tree = tmp_path / "tree"
-    (tree / "a" / "b").mkdir(parents=True)
-    (tree / "a" / "b" / "f").write_text("y")
-    (tree / "link").symlink_to(kept)
-    remove_tree(str(tree))
-    assert not tree.exists()
-    assert (kept / "file").read_text() == "x"

@@ -1,0 +1,18 @@
+"""The child's environment as data: patches applied to copies, the display's own."""
+
+from __future__ import annotations
+
+from ana_headless.environment import apply_patch, display_patch
+
+
+def test_apply_patch_copies_and_removes() -> None:
+    base = {"A": "1", "B": "2"}
+    assert apply_patch(base, {"A": None, "C": "3"}) == {"B": "2", "C": "3"}
+    assert base == {"A": "1", "B": "2"}
+
+def test_display_patch() -> None:
+    patch = display_patch(":5", "/x/auth", None, {"QT_QPA_PLATFORM": "offscreen"})
+    assert patch["DISPLAY"] == patch["ANA_HEADLESS_DISPLAY"] == ":5"
+    assert patch["WAYLAND_DISPLAY"] is None and patch["QT_QPA_PLATFORM"] is None
+    assert "XDG_RUNTIME_DIR" not in patch
+    assert "QT_QPA_PLATFORM" not in display_patch(":5", "a", "/r", {"QT_QPA_PLATFORM": "xcb"})
