@@ -216,7 +216,7 @@ def options_from_environment(env: Mapping[str, str]) -> Options:
 def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
     """The request of a plain `run`, `exec` or shebang command line, exactly as click would
     read it; None for anything else."""
-    if not args or args[0] in ("--help", "-h", "--version", "doctor"):
+    if not args or args[0] in ("--help", "-h", "--version", "doctor", "kernel"):
         return None
     command = args[0] if args[0] in COMMANDS else "run"
     rest = list(args[1:] if args[0] in COMMANDS else args)
