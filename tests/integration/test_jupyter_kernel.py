@@ -35,6 +35,12 @@ info = ana_headless.ensure_headless()
 print(json.dumps({{"info": info.as_dict(), "display": os.environ["DISPLAY"],
                   "libraries": mapped_libraries()}}))
 """
+# Anatomist's notebook implementation (the stand-in package), in the same kernel.
+ANATOMIST_CELL = """\
+a = ana_headless.HeadlessAnatomist("-b", implementation="notebook")
+a.createWindow("3D", options={{"hidden": True}}).snapshot({png!r}, 120, 90)
+print(json.dumps(a.headless_info.as_dict()))
+"""
 
 
 @pytest.fixture
@@ -129,13 +135,18 @@ def execute(client: BlockingKernelClient, code: str) -> tuple[dict[str, Any], st
     return reply["content"], "".join(printed)
 
 
+def pixels(png: Path, x: int, y: int) -> tuple[list[int], list[int]]:
+    """The colours of a PNG at (x, y) and in its corner."""
+    image = QImage(str(png))
+    centre, corner = image.pixelColor(x, y), image.pixelColor(2, 2)
+    return ([centre.red(), centre.green(), centre.blue()],
+            [corner.red(), corner.green(), corner.blue()])
+
+
 def render(client: BlockingKernelClient, png: Path) -> dict[str, Any]:
     content, printed = execute(client, RENDER_CELL.format(png=str(png)))
     assert content["status"] == "ok", content
-    image = QImage(str(png))
-    centre, corner = image.pixelColor(100, 100), image.pixelColor(2, 2)
-    assert [centre.red(), centre.green(), centre.blue()] == FOREGROUND
-    assert [corner.red(), corner.green(), corner.blue()] == BACKGROUND
+    assert pixels(png, 100, 100) == (FOREGROUND, BACKGROUND)
     report: dict[str, Any] = json.loads(printed)
     return report
 
@@ -151,6 +162,11 @@ def test_kernel_renders_is_interrupted_restarted_and_leaves_nothing(
         assert not info["reexec"], "ensure_headless() in the kernel only reports"
         first_servers = ours_running()
         assert len(first_servers) == 1
+        snapshot = tmp_path / "anatomist.png"
+        content, printed = execute(client, ANATOMIST_CELL.format(png=str(snapshot)))
+        assert content["status"] == "ok", content
+        assert json.loads(printed) == {**info, "qtapp": "QApp"}, "it only reports, too"
+        assert pixels(snapshot, 60, 45) == ([240, 160, 32], [20, 40, 80])
 
         # jupyter_client signals the launcher's process group; the kernel survives it.
         message = client.execute("import time\ntime.sleep(60)")
