@@ -12,6 +12,7 @@ import click
 
 from ._version import __version__
 from .options import (
+    GL_MODES,
     MAX_TIMEOUT,
     SPECS,
     OptionSpec,
@@ -191,3 +192,70 @@ def doctor_(as_json: bool) -> None:
     from .doctor import doctor
 
     sys.exit(doctor(os.environ, as_json))
+
+
+# ---- Jupyter kernels (kernel.py) ----
+
+@main.group(name="kernel")
+def kernel_() -> None:
+    """Jupyter kernels that run under ana-headless: every GL mode in a notebook.
+
+    The kernel process starts with its own virtual display and OpenGL, as `exec` gives them;
+    ensure_headless() and HeadlessAnatomist() in a notebook then only report.
+    """
+
+
+def _kernel_call(action: Callable[[], str]) -> None:
+    """Run a kernel action; print what it says, or one line on stderr and its status."""
+    from .errors import HeadlessError
+
+    try:
+        said = action()
+    except HeadlessError as error:
+        click.echo(f"ana-headless: {error}", err=True)
+        sys.exit(error.exit_status)
+    if said:
+        click.echo(said)
+
+
+@kernel_.command(name="install")
+@click.option("--name", default="ana-headless", show_default=True,
+              help="The kernel's name (letters, digits, '.', '_', '-').")
+@click.option("--display-name", metavar="TEXT",
+              help="The name notebooks show (default: Python 3 (ana-headless[, MODE])).")
+@click.option("--gl", type=click.Choice(GL_MODES),
+              help="The kernel's GL mode (default: ANA_HEADLESS_GL when the kernel starts, "
+                   "else auto).")
+@click.option("--user", is_flag=True, help="Install for this user only.")
+@click.option("--sys-prefix", is_flag=True,
+              help="Install into this Python's prefix (a virtualenv or conda environment).")
+@click.option("--prefix", metavar="DIR", type=click.Path(file_okay=False),
+              help="Install under DIR/share/jupyter/kernels.")
+def kernel_install(*, name: str, display_name: str | None, gl: str | None, user: bool,
+                   sys_prefix: bool, prefix: str | None) -> None:
+    """Install a kernelspec whose kernel runs under ana-headless (system-wide by default,
+    as `jupyter kernelspec install`)."""
+    from . import kernel
+
+    if user + sys_prefix + (prefix is not None) > 1:
+        raise click.UsageError("--user, --sys-prefix and --prefix exclude each other.")
+    where = sys.prefix if sys_prefix else prefix
+    _kernel_call(lambda: "installed kernel {!r} in {}".format(name, kernel.install(
+        name, gl=gl, display_name=display_name, user=user, prefix=where)))
+
+
+@kernel_.command(name="list")
+def kernel_list() -> None:
+    """List the kernels ana-headless installed: name, GL mode, directory."""
+    from . import kernel
+
+    _kernel_call(lambda: "\n".join(f"{k.name}\t{k.gl}\t{k.path}" for k in kernel.installed()))
+
+
+@kernel_.command(name="remove")
+@click.argument("name")
+def kernel_remove(name: str) -> None:
+    """Remove the kernel NAME, if ana-headless installed it."""
+    from . import kernel
+
+    _kernel_call(lambda: f"removed kernel {name!r} from {kernel.remove(name)}")

@@ -157,7 +157,7 @@ class XServer:
             self._confirm(number)
         except SetupError as error:
             self._end()
-            error.details = _log_tail(self.log_path)
+            error.details = log_tail(self.log_path)
             raise
         self.ready = True
         return True
@@ -286,7 +286,7 @@ def _wait_gone(pid: int) -> None:
         os.close(handle)
 
 
-def _log_tail(path: str) -> str:
+def log_tail(path: str) -> str:
     try:
         with open(path, "rb") as log:
             log.seek(0, os.SEEK_END)

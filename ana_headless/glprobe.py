@@ -38,6 +38,11 @@ _GL_LIBRARY_NAMES = ("libGL", "libEGL", "libvglfaker", "libdlfaker", "libgefaker
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "lavapipe")
 
 
+def is_software(renderer: str) -> bool:
+    """Whether a GL_RENDERER string names one of Mesa's software rasterisers."""
+    return any(name in renderer.lower() for name in SOFTWARE_RENDERERS)
+
+
 def _fail(result: dict[str, Any], why: str) -> None:
     import json
 
@@ -122,7 +127,7 @@ def probe() -> None:
     for key, name in (("vendor", GL_VENDOR), ("renderer", GL_RENDERER), ("version", GL_VERSION)):
         result[key] = (gl.glGetString(name) or b"").decode(errors="replace")
     result["direct"] = bool(gl.glXIsDirect(dpy, context))
-    result["software"] = any(s in result["renderer"].lower() for s in SOFTWARE_RENDERERS)
+    result["software"] = is_software(result["renderer"])
     gl.glClearColor(*(c / 255 for c in EXPECTED), 1.0)
     gl.glClear(GL_COLOR_BUFFER_BIT)
     gl.glFinish()

@@ -20,6 +20,9 @@ SYNOPSIS = (
     "exec [OPTIONS] PROGRAM [ARGS]...",
     "SCRIPT [ARGS]...",
     "doctor [--json]",
+    "kernel install [--name NAME] [--gl MODE] [--user | --sys-prefix | --prefix DIR]",
+    "kernel list",
+    "kernel remove NAME",
     "--version | --help",
 )
 
@@ -33,7 +36,25 @@ CHILD_ENVIRONMENT = (
     ("XDG_RUNTIME_DIR", "a private directory (mode 0700, removed afterwards) when it was unset"),
 )
 
-SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1)"
+PYTEST_PLUGIN = """\
+Installing ana-headless registers a pytest plugin that stays inactive unless asked for with
+pytest -p ana_headless, pytest --ana-headless, or ana_headless = true in the ini file.
+Then every process that runs tests gets its own virtual display, before the first conftest is
+imported: pytest -p ana_headless -n 4 gives each of pytest-xdist's 4 workers a display of its
+own (each worker is started by the launcher); the controller, which runs no tests, gets none.
+The GL mode, screen and deadline come from the variables the launcher reads (ANA_HEADLESS_GL,
+ANA_HEADLESS_SCREEN, ANA_HEADLESS_TIMEOUT...); a mode that needs loader variables from the
+start (virtualgl, mesa) re-executes pytest under the launcher with the same command line.
+
+The fixture headless_info gives what was set up; the marker requires_gl(*modes,
+hardware=False) skips a test, saying why, when the tests' GL mode is not one of modes or its
+renderer is a software one. A failing test's report shows the display, the GL renderer and the
+tail of the virtual server's log. A server that is not ready within the deadline ends the run
+with one error. The plugin refuses to run beside an active pytest-xvfb (-p no:xvfb turns that
+one off), and works with pytest-qt's qtbot.
+"""
+
+SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1), pytest(1), jupyter(1)"
 
 
 def _escape(text: str) -> str:
@@ -79,6 +100,15 @@ def render() -> str:
     doctor = main.commands["doctor"]
     out += [".SS ana\\-headless doctor", _paragraphs(doctor.help or ""),
             *_option_lines(doctor, click.Context(doctor, info_name="doctor", parent=ctx))]
+    kernel = main.commands["kernel"]
+    assert isinstance(kernel, click.Group)
+    kernel_ctx = click.Context(kernel, info_name="kernel", parent=ctx)
+    out += [".SS ana\\-headless kernel", _paragraphs(kernel.help or "")]
+    for name, command in kernel.commands.items():
+        out += [f".SS ana\\-headless kernel {name}", _paragraphs(command.help or ""),
+                *_option_lines(command, click.Context(command, info_name=name,
+                                                      parent=kernel_ctx))]
+    out += [".SH PYTEST PLUGIN", _paragraphs(PYTEST_PLUGIN)]
     out += [".SH ENVIRONMENT",
             "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
             "in its description above.",

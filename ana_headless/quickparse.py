@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
     """The request of a plain `run`, `exec` or shebang command line, exactly as click would
     read it; None for anything else."""
-    if not args or args[0] in ("--help", "-h", "--version", "doctor"):
+    if not args or args[0] in ("--help", "-h", "--version", "doctor", "kernel"):
         return None
     command = args[0] if args[0] in COMMANDS else "run"
     rest = list(args[1:] if args[0] in COMMANDS else args)

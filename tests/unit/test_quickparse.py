@@ -75,6 +75,7 @@ def test_plain_command_lines_are_read_as_click_reads_them(
 
 @pytest.mark.parametrize("args, env", [
     ([], {}), (["--help"], {}), (["-h"], {}), (["--version"], {}), (["doctor"], {}),
+    (["kernel", "list"], {}),
     (["run", "--help"], {}), (["run"], {}), (["exec"], {}), (["run", "-m"], {}),
     (["run", "-vq", "s.py"], {}), (["run", "--screen", "bad", "s.py"], {}),
     (["run", "--gl", "opengl", "s.py"], {}), (["run", "--timeout", "-1", "s.py"], {}),
