@@ -31,13 +31,14 @@ MESA_DIR_VAR = "ANA_HEADLESS_MESA_DIR"
 
 
 class HostFacts(Record):
-    __slots__ = ("egl_devices", "loader", "mesa_dirs", "nvidia_egl", "original_display",
-                 "vgl_display", "vglrun", "xpra", "xvfb")
+    __slots__ = ("allocated_gpu", "egl_devices", "loader", "mesa_dirs", "nvidia_egl",
+                 "original_display", "vgl_display", "vglrun", "xpra", "xvfb")
 
     def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
                  mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
                  original_display: str | None, vgl_display: str | None,
-                 loader: Mapping[str, str] | None = None) -> None:
+                 loader: Mapping[str, str] | None = None,
+                 allocated_gpu: tuple[str, str] | None = None) -> None:
         self.xvfb = xvfb
         self.xpra = xpra
         self.vglrun = vglrun
@@ -47,6 +48,8 @@ class HostFacts(Record):
         self.original_display = original_display
         self.vgl_display = vgl_display
         self.loader: Mapping[str, str] = loader or {}
+        # Inside a SLURM job: VirtualGL's device for the GPU it was given, and why.
+        self.allocated_gpu = allocated_gpu
 
 
 def has_libgl(directory: str) -> bool:
@@ -79,6 +82,15 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(c) for c in candidates if has_libgl(c)))
 
 
+def _allocated_gpu(env: Mapping[str, str]) -> tuple[str, str] | None:
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    # Imported only inside a SLURM job.
+    from .slurmgpu import egl_device
+
+    return egl_device(env)
+
+
 def gather(env: Mapping[str, str]) -> HostFacts:
     path = env.get("PATH", os.defpath)
     return HostFacts(
@@ -92,4 +104,5 @@ def gather(env: Mapping[str, str]) -> HostFacts:
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,
         loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},
+        allocated_gpu=_allocated_gpu(env),
     )
