@@ -9,11 +9,17 @@ Two ways, one for each person who can apply it:
   `job_prefix()` is a value for it, and inside a container it goes after the container's own
   command (`['singularity', 'exec', IMAGE, 'ana-headless', 'exec', '--']`);
 - whoever builds the workflow (a script, Capsul, Axon) wraps its jobs: `make_headless()`.
+
+`write_light_mode_configuration()` writes a configuration that runs workflows on this machine,
+for a private HOME (a batch script, a test).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from soma_workflow.client_types import EngineExecutionJob  # type: ignore[import-untyped]
@@ -45,3 +51,23 @@ def make_headless(workflow: Any, *options: str, launcher: str = LAUNCHER) -> Any
         if not isinstance(job, EngineExecutionJob) and not _wrapped(job.command, launcher):
             job.command = [*prefix, *job.command]
     return workflow
+
+
+def write_light_mode_configuration(home: Path, jobs_at_once: int,
+                                   container_command: Sequence[str] | None = None) -> None:
+    """soma-workflow's configuration in `home` (its HOME) for running workflows on this
+    machine in light mode (the engine in the submitting process, no server): every file of
+    soma-workflow's under `home`, `jobs_at_once` jobs at a time, and CONTAINER_COMMAND when
+    given (`job_prefix()`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    lines = ["[localhost]", "LIGHT_MODE = 1", f"SOMA_WORKFLOW_DIR = {home / 'soma-workflow'}",
+             f"SHARED_TEMPORARY_DIR = {home / 'soma-workflow' / 'shared-tmp'}"]
+    if container_command:
+        lines.append(f"CONTAINER_COMMAND = {list(container_command)!r}")
+    (home / ".soma-workflow.cfg").write_text("\n".join(lines) + "\n")
+    # The local scheduler reads its own file, section named after the host. Without
+    # SCHEDULER_INTERVAL (soma-workflow 6.0) it waits forever after its first round and never
+    # starts a job.
+    (home / ".soma-workflow-scheduler.cfg").write_text(
+        f"[{socket.gethostname()}]\nCPU_NB = {jobs_at_once}\nMAX_CPU_NB = {jobs_at_once}\n"
+        "SCHEDULER_INTERVAL = 0.1\n")

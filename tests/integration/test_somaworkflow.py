@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from soma_workflow.client import BarrierJob, Job, Workflow
 
-from ana_headless.somaworkflow import job_prefix, make_headless
+from ana_headless.somaworkflow import job_prefix, make_headless, write_light_mode_configuration
 from tests.conftest import ANA_HEADLESS, FIXTURES, ana_env, check_snapshot
 
 SUBJECTS = 8
@@ -24,27 +23,14 @@ BATCH = FIXTURES / "somaworkflow_batch.py"
 ITS_TMP = str(Path(tempfile.gettempdir()) / "soma-workflow*")
 
 
-def write_configuration(home: Path, container_command: list[str] | None) -> None:
-    """A user's soma-workflow configuration: light mode, every file of soma-workflow's in
-    HOME, the local scheduler running 2 jobs at a time."""
-    home.mkdir()
-    lines = ["[localhost]", "LIGHT_MODE = 1", f"SOMA_WORKFLOW_DIR = {home / 'soma-workflow'}",
-             f"SHARED_TEMPORARY_DIR = {home / 'shared-tmp'}"]
-    if container_command:
-        lines.append(f"CONTAINER_COMMAND = {container_command!r}")
-    (home / ".soma-workflow.cfg").write_text("\n".join(lines) + "\n")
-    # Without SCHEDULER_INTERVAL (soma-workflow 6.0) the local scheduler never starts a job.
-    (home / ".soma-workflow-scheduler.cfg").write_text(
-        f"[{socket.gethostname()}]\nCPU_NB = 2\nMAX_CPU_NB = 2\nSCHEDULER_INTERVAL = 0.1\n")
-
-
 @pytest.mark.parametrize("applied_by", ["engine configuration", "workflow"])
 def test_every_job_gets_a_display_of_its_own_and_keeps_its_status(tmp_path: Path,
                                                                    applied_by: str) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
     out.mkdir()
     by_engine = applied_by == "engine configuration"
-    write_configuration(home, job_prefix(launcher=ANA_HEADLESS) if by_engine else None)
+    write_light_mode_configuration(home, 2, job_prefix(launcher=ANA_HEADLESS) if by_engine
+                                   else None)
     theirs_before = set(glob.glob(ITS_TMP))
     argv = [sys.executable, str(BATCH), str(out), str(SUBJECTS)]
     # No display of the user's: a job that was not wrapped could not render at all.
