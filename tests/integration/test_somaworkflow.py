@@ -55,11 +55,17 @@ def test_every_job_gets_a_display_of_its_own_and_keeps_its_status(tmp_path: Path
         check_snapshot(out / f"{name}.png")
     pictures = {(out / f"{name}.png").read_bytes() for name in subjects}
     assert len(pictures) == SUBJECTS, "every subject has a picture of its own"
-    said = [re.search(r"^display=(:\d+) xauthority=(\S+)$", (out / f"{name}.err").read_text(),
-                      re.MULTILINE) for name in [*subjects, "no-such-dir"]]
+    said = [re.search(r"^display=(:\d+) xauthority=(\S+) started=([\d.]+)$",
+                      (out / f"{name}.err").read_text(), re.MULTILINE)
+            for name in [*subjects, "no-such-dir"]]
     assert all(said), "every job ran under the launcher"
     cookies = {match.group(2) for match in said if match}
     assert len(cookies) == SUBJECTS + 1, "each job had a private display and cookie"
+    # From each job's start to its PNG: never more than 2 at a time, and 2 at some time.
+    spans = [(float(match.group(3)), (out / f"{name}.png").stat().st_mtime)
+             for name, match in zip(subjects, said, strict=False) if match]
+    assert max(sum(start <= moment < end for start, end in spans)
+               for moment, _ in spans) == 2
     # soma-workflow (light mode: an engine in the driver, no daemon) kept its files in HOME.
     assert set(glob.glob(ITS_TMP)) == theirs_before
 
