@@ -65,8 +65,11 @@ $(BENCH_VENV)/.installed: setup.cfg pyproject.toml $(wildcard ana_headless/*.py)
 	rm -rf build
 	touch $@
 
+# W5 (benchmarks/batch.py, batches of snapshots through processes, Dask and soma-workflow)
+# runs after the others; BATCH_ARGS="--subjects 20" makes it short.
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python benchmarks/batch.py $(BATCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) out .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -103,6 +103,8 @@ def render_text(report: Mapping[str, Any]) -> str:
         ("NVIDIA EGL", "yes" if facts["nvidia_egl"] else "no"),
         ("original DISPLAY", facts["original_display"] or "unset"),
         ("VGL_DISPLAY", facts["vgl_display"] or "unset"),
+        ("allocated GPU", "{} ({})".format(*facts["allocated_gpu"]) if facts["allocated_gpu"]
+         else "none"),
     ]
     rows += [(name, value) for name, value in facts["loader"].items()]
     width = max(len(name) for name, _ in rows)

@@ -29,15 +29,16 @@ LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "__GLX_VENDOR_LIBRARY_NAME"
 
 
 class HostFacts(Record):
-    __slots__ = ("egl_devices", "given_mesa_dir", "loader", "mesa_dirs", "nvidia_egl",
-                 "original_display", "setpriv", "vgl_display", "vglrun", "xpra", "xvfb",
-                 "xvfb_takes_sockets")
+    __slots__ = ("allocated_gpu", "egl_devices", "given_mesa_dir", "loader", "mesa_dirs",
+                 "nvidia_egl", "original_display", "setpriv", "vgl_display", "vglrun", "xpra",
+                 "xvfb", "xvfb_takes_sockets")
 
     def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
                  mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
                  original_display: str | None, vgl_display: str | None,
                  loader: Mapping[str, str] | None = None, xvfb_takes_sockets: bool = False,
-                 setpriv: str | None = None, given_mesa_dir: str | None = None) -> None:
+                 setpriv: str | None = None, given_mesa_dir: str | None = None,
+                 allocated_gpu: tuple[str, str] | None = None) -> None:
         self.xvfb = xvfb
         # Whether that Xvfb takes a claimed display's sockets by socket activation.
         self.xvfb_takes_sockets = xvfb_takes_sockets
@@ -53,6 +54,8 @@ class HostFacts(Record):
         self.original_display = original_display
         self.vgl_display = vgl_display
         self.loader: Mapping[str, str] = loader or {}
+        # Inside a SLURM job: VirtualGL's device for the GPU it was given, and why.
+        self.allocated_gpu = allocated_gpu
 
 
 def supports_socket_activation(server_binary: str) -> bool:
@@ -107,6 +110,15 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(c) for c in candidates if has_libgl(c)))
 
 
+def _allocated_gpu(env: Mapping[str, str]) -> tuple[str, str] | None:
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    # Imported only inside a SLURM job.
+    from .slurmgpu import egl_device
+
+    return egl_device(env)
+
+
 def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
     """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into."""
     path = env.get("PATH", os.defpath)
@@ -125,4 +137,5 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,
         loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},
+        allocated_gpu=_allocated_gpu(env),
     )

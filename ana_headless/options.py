@@ -98,7 +98,8 @@ SPECS = (
     OptionSpec(("--vgl-display",), "vgl_display", "text", envvar="VGL_DISPLAY",
                metavar="DISPLAY|egl|DEVICE",
                help="Where VirtualGL renders: a 3D X server, egl, or a DRI device. Default: "
-                    "the original DISPLAY if it is a 3D X server, else egl."),
+                    "in a SLURM job given a GPU, that GPU's DRI card; else the original "
+                    "DISPLAY if it is a 3D X server, else egl."),
     OptionSpec(("--mesa-dir",), "mesa_dir", "dir", envvar="ANA_HEADLESS_MESA_DIR",
                metavar="DIR",
                help="Directory holding the software Mesa libGL.so.1 (default: searched in "

@@ -130,6 +130,8 @@ def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
 def _vgl_target(facts: HostFacts, options: Options) -> tuple[str | None, str]:
     if options.vgl_display:
         return options.vgl_display, "the 3D display given by --vgl-display / VGL_DISPLAY"
+    if facts.allocated_gpu:
+        return facts.allocated_gpu
     if facts.original_display:
         return facts.original_display, (
             f"the original DISPLAY {facts.original_display} as the 3D X server")

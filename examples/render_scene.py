@@ -350,7 +350,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def render(args: argparse.Namespace) -> list[Path]:
+def open_scene(size: tuple[int, int], triangles: int) -> SceneWidget:
+    """The lit mesh in a hidden widget whose OpenGL context is ready to draw: the costly part
+    (Qt, the context, the mesh), done once per process; `grab` then makes each snapshot."""
     platform = os.environ.get("QT_QPA_PLATFORM", "xcb")
     if platform.startswith("xcb") and not os.environ.get("DISPLAY"):
         # Qt would abort without a useful message.
@@ -361,10 +363,12 @@ def render(args: argparse.Namespace) -> list[Path]:
     QSurfaceFormat.setDefaultFormat(fmt)
     app = QApplication.instance() or QApplication([sys.argv[0]])
 
-    lat, lon = sphere_grid(args.triangles)
+    lat, lon = sphere_grid(triangles)
     vertices, indices = build_mesh(lat, lon)
     widget = SceneWidget(vertices, indices)
-    width, height = args.size
+    # Qt deletes every widget along with the application: it lives as long as the widget.
+    widget.application = app
+    width, height = size
     widget.resize(width, height)
     # Rendered into the widget's framebuffer object; no need to map it.
     widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
@@ -379,16 +383,25 @@ def render(args: argparse.Namespace) -> list[Path]:
         f"{len(indices) // 3} triangles",
         file=sys.stderr,
     )
+    return widget
 
+
+def grab(widget: SceneWidget, angle: float, path: Path) -> None:
+    """Draw the mesh turned by `angle` degrees and save the frame as PNG."""
+    widget.angle = angle
+    image = widget.grabFramebuffer()
+    if image.isNull():
+        raise RenderError("grabFramebuffer() returned no image")
+    if not image.save(str(path), "PNG"):
+        raise RenderError(f"cannot write {path}")
+
+
+def render(args: argparse.Namespace) -> list[Path]:
+    widget = open_scene(args.size, args.triangles)
     paths = [p.resolve() for p in frame_paths(args.output, args.frames)]
     start = time.perf_counter()
     for index, path in enumerate(paths):
-        widget.angle = 360.0 * index / len(paths)
-        image = widget.grabFramebuffer()
-        if image.isNull():
-            raise RenderError("grabFramebuffer() returned no image")
-        if not image.save(str(path), "PNG"):
-            raise RenderError(f"cannot write {path}")
+        grab(widget, 360.0 * index / len(paths), path)
     elapsed = time.perf_counter() - start
     print(
         f"render_scene: {len(paths)} snapshot(s) in {elapsed:.3f} s: "

@@ -3,7 +3,9 @@ that starts a server."""
 
 from __future__ import annotations
 
+import functools
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -20,6 +23,8 @@ from ana_headless.environment import apply_patch
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 GL_CLIENT = FIXTURES / "gl_client.py"
+# The demo scene and its per-subject snapshot, which the batch tests render.
+EXAMPLES = ROOT / "examples"
 # Where `make vendor` builds the real VirtualGL and software Mesa from the vendored sources.
 VENDOR_CACHE = Path(os.environ.get("ANA_VENDOR_CACHE")
                     or Path.home() / ".cache" / "ana-headless-vendor")
@@ -45,6 +50,26 @@ def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: 
             **kwargs: object) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([ANA_HEADLESS, *args], env=env or ana_env(), capture_output=True,
                           timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+@functools.cache
+def _render_scene() -> ModuleType:
+    # Loaded on first use: it imports PyQt5, which most tests do not need.
+    spec = importlib.util.spec_from_file_location("render_scene", EXAMPLES / "render_scene.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_snapshot(path: Path) -> None:
+    """The demo's own check of a saved frame: the lit, shaded mesh on the clear colour
+    (render_scene.check_image); raises AssertionError with what is wrong."""
+    render_scene = _render_scene()
+    try:
+        render_scene.check_image(path)
+    except render_scene.RenderError as error:
+        raise AssertionError(str(error)) from None
 
 
 def ours_running() -> set[int]:

@@ -1,0 +1,166 @@
+"""The GPU a SLURM job was given, as VirtualGL's EGL device: `vglrun -d /dev/dri/cardN`.
+
+Facts, each read from where the kernel puts it (the roots are parameters, so that tests can
+point them at fake trees):
+- which GPU: SLURM_STEP_GPUS, else SLURM_JOB_GPUS: SLURM's global GPU ids, the NVIDIA device
+  minor numbers (/dev/nvidiaN; gres.conf's File= order, which AutoDetect=nvml also gives),
+  the same whatever device cgroup the job has; else CUDA_VISIBLE_DEVICES: a GPU UUID (or a
+  unique prefix of one), or an index, taken in PCI bus order (CUDA_DEVICE_ORDER=PCI_BUS_ID;
+  an index is relative to the GPUs CUDA sees, which a device cgroup may renumber, hence last);
+- the NVIDIA GPUs: /proc/driver/nvidia/gpus/*/information (device minor, UUID, PCI address);
+- the DRM cards: /sys/class/drm/cardN/device, a link to the card's PCI device.
+
+VirtualGL's EGL back end takes a DRI device path and compares it with each EGL device's
+EGL_DRM_DEVICE_FILE_EXT, which names the card (primary) node, /dev/dri/cardN, not the render
+node; `eglN` would count the EGL devices that initialise, whose order depends on the vendor
+libraries installed. A GPU without a DRM node (nvidia-drm not loaded) gets plain `egl`.
+
+Light on imports: the launcher reads it when it starts inside a SLURM job (facts.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
+DRM_CLASS = "/sys/class/drm"
+# Where udev puts the nodes of /sys/class/drm's devices.
+DRI_DIR = "/dev/dri"
+# CUDA_VISIBLE_DEVICES values that hide every GPU (SLURM sets NoDevFiles when none was asked).
+NO_GPU = ("", "-1", "NoDevFiles", "none")
+
+
+class Gpu(Record):
+    __slots__ = ("bus", "minor", "uuid")
+
+    def __init__(self, minor: int, uuid: str, bus: str) -> None:
+        # The /dev/nvidiaN number, the GPU-... UUID, the PCI address (0000:3b:00.0).
+        self.minor = minor
+        self.uuid = uuid
+        self.bus = bus
+
+
+class DrmCard(Record):
+    __slots__ = ("bus", "name", "render_node")
+
+    def __init__(self, name: str, bus: str, render_node: str | None) -> None:
+        # cardN, the PCI address of its device, and its renderDN sibling if any.
+        self.name = name
+        self.bus = bus
+        self.render_node = render_node
+
+
+def pci_address(text: str) -> str:
+    """One spelling for a PCI address: nvidia-smi's 00000000:3B:00.0 and the kernel's
+    0000:3b:00.0 are the same device."""
+    prefix, _, function = text.strip().lower().rpartition(":")
+    domain, _, bus = prefix.rpartition(":")
+    return f"{int(domain or '0', 16):04x}:{bus}:{function}"
+
+
+def parse_information(text: str) -> Gpu | None:
+    """A GPU from the NVIDIA driver's /proc/driver/nvidia/gpus/<bus>/information."""
+    fields = {}
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            fields[name.strip()] = value.strip()
+    try:
+        return Gpu(int(fields["Device Minor"]), fields["GPU UUID"],
+                   pci_address(fields["Bus Location"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def nvidia_gpus(root: str = NVIDIA_GPUS) -> list[Gpu]:
+    found = []
+    for entry in sorted(_listdir(root)):
+        try:
+            with open(os.path.join(root, entry, "information"), encoding="utf-8") as info:
+                gpu = parse_information(info.read())
+        except OSError:
+            continue
+        if gpu is not None:
+            found.append(gpu)
+    return found
+
+
+def drm_cards(root: str = DRM_CLASS) -> list[DrmCard]:
+    found = []
+    for name in sorted(_listdir(root)):
+        # cardN only: cardN-HDMI-A-1 and the like are its connectors.
+        if not (name.startswith("card") and name[4:].isdigit()):
+            continue
+        device = os.path.realpath(os.path.join(root, name, "device"))
+        render = sorted(n for n in _listdir(os.path.join(device, "drm"))
+                        if n.startswith("renderD"))
+        found.append(DrmCard(name, os.path.basename(device), render[0] if render else None))
+    return found
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _ids(text: str) -> list[str]:
+    """SLURM's and CUDA's lists: "0,2", "1-3", "GPU-8f2e...,GPU-77aa..."."""
+    ids: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        low, dash, high = item.partition("-")
+        if dash and low.isdigit() and high.isdigit():
+            ids.extend(str(n) for n in range(int(low), int(high) + 1))
+        elif item:
+            ids.append(item)
+    return ids
+
+
+def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | None, str]:
+    """The first GPU the job was given, and where that was read; (None, why) when the
+    variables name one that is not here; (None, "") when they name none."""
+    for variable in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        if env.get(variable):
+            first = _ids(env[variable])[0]
+            gpu = next((g for g in gpus if str(g.minor) == first), None)
+            where = f"{variable}={env[variable]}"
+            return (gpu, where) if gpu else (None, f"{where}, but no NVIDIA GPU has device "
+                                                   f"minor {first} in {NVIDIA_GPUS}")
+    visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if visible in NO_GPU:
+        return None, ""
+    first = _ids(visible)[0]
+    where = f"CUDA_VISIBLE_DEVICES={visible}"
+    if first.isdigit():
+        by_bus = sorted(gpus, key=lambda g: g.bus)
+        index = int(first)
+        if index < len(by_bus):
+            return by_bus[index], f"{where}, in PCI bus order"
+        return None, f"{where}, but only {len(by_bus)} NVIDIA GPUs are in {NVIDIA_GPUS}"
+    matches = [g for g in gpus if g.uuid.startswith(first)]
+    if len(matches) == 1:
+        return matches[0], where
+    return None, f"{where}, which names no single GPU in {NVIDIA_GPUS} (a MIG instance?)"
+
+
+def egl_device(env: Mapping[str, str], nvidia_root: str = NVIDIA_GPUS,
+               drm_root: str = DRM_CLASS) -> tuple[str, str] | None:
+    """VirtualGL's device for the GPU that the environment (a SLURM job's) names, and why;
+    None when it names none."""
+    gpu, where = allocated_gpu(env, nvidia_gpus(nvidia_root))
+    if gpu is None:
+        return ("egl", f"VirtualGL's first EGL device: {where}") if where else None
+    card = next((c for c in drm_cards(drm_root) if c.bus == gpu.bus), None)
+    if card is None:
+        return "egl", (f"VirtualGL's first EGL device: the allocated GPU {gpu.bus} ({where}) "
+                       "has no DRM card node (is the nvidia-drm module loaded?)")
+    render = f", render node {card.render_node}" if card.render_node else ""
+    return (os.path.join(DRI_DIR, card.name),
+            f"the allocated GPU {gpu.bus} {gpu.uuid} ({where}{render})")

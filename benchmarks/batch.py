@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""W5: a batch of QC snapshots, one per subject, the way people run them today and through
+ana-headless on the engines they use.
+
+    python benchmarks/batch.py [--subjects N] [--parallel N] [--only a,b,...] [--out DIR]
+
+Each subject is examples/subject_snapshot.py: the demo scene turned by an angle of its own,
+256x256, saved as PNG and checked by the script. The contenders, N at a time (default 2):
+
+- xvfb-run: one `xvfb-run -a python SCRIPT` process per subject;
+- ana-headless-run: one `ana-headless run SCRIPT` process per subject;
+- dask: a LocalCluster (loopback) of N ana_headless.daskworker.HeadlessWorker processes, one
+  thread each, one task per subject: each worker keeps Qt and its GL context between tasks;
+- soma-workflow: one job per subject in a workflow run by soma-workflow in light mode, N jobs
+  at a time, each job under `ana-headless exec` through the engine's CONTAINER_COMMAND.
+
+Reported for each, from the first process's start to the last one's end (the Dask cluster's
+and the soma-workflow engine's start-up included): snapshots per second; peak memory, the
+largest sum of the proportional set size (PSS) of all the processes this benchmark has
+started, sampled every 0.2 s; failures, a subject whose run failed or whose PNG is missing or
+fails the demo's pixel check (done again here); and what was left behind, counted (and
+cleaned up) as run.py counts it. Results go to batch.md and batch.json under
+benchmarks/results/ (or --out), and the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import queue
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import run
+from run import KINDS, Debris, claims, contenders, machine_facts, progress, run_once, tidy
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parent / "examples"
+SNAPSHOT = EXAMPLES / "subject_snapshot.py"
+SUBJECTS = 200
+PARALLEL = 2
+CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "soma-workflow")
+LABELS = {"xvfb-run": "xvfb-run -a python, a process per subject",
+          "ana-headless-run": "ana-headless run, a process per subject",
+          "dask": "Dask, ana-headless workers",
+          "soma-workflow": "soma-workflow, ana-headless exec per job"}
+# Per snapshot process, and per batch.
+RUN_TIMEOUT = 120.0
+BATCH_TIMEOUT = 1800.0
+MEMORY_INTERVAL = 0.2
+# How long the batch's servers may take to go before they count as left behind.
+SETTLE = 10.0
+TAIL = 2000
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside the Dask and soma-workflow drivers (this script run with --drive)
+
+
+def snapshot_task(subject: int, outdir: str) -> dict[str, Any]:
+    """One subject in a Dask worker, whose PYTHONPATH holds examples/."""
+    import subject_snapshot
+
+    try:
+        subject_snapshot.snapshot(subject, os.path.join(outdir, f"subject-{subject}.png"))
+    except Exception as error:  # a failed subject is counted, not fatal
+        return {"subject": subject, "error": f"{type(error).__name__}: {error}"}
+    return {"subject": subject, "display": os.environ.get("DISPLAY", ""),
+            "xauthority": os.environ.get("XAUTHORITY", "")}
+
+
+def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
+    from dask.distributed import Client, LocalCluster
+
+    from ana_headless.daskworker import HeadlessWorker
+
+    start = time.perf_counter()
+    with LocalCluster(n_workers=parallel, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None, worker_class=HeadlessWorker,
+                      env={"PYTHONPATH": str(EXAMPLES)}) as cluster, Client(cluster) as client:
+        client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
+        ready = time.perf_counter() - start
+        futures = client.map(snapshot_task, range(subjects), outdir=str(outdir), pure=False)
+        results = client.gather(futures)
+    return {"startup_s": ready, "results": results}
+
+
+def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
+    """A workflow of one job per subject; HOME holds the configuration (the benchmark
+    wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
+    from soma_workflow.client import Helper, Job, Workflow, WorkflowController
+
+    jobs = [Job(command=[sys.executable, str(run.REPORT_DISPLAY), str(SNAPSHOT),
+                         str(outdir / f"subject-{n}.png"), "--subject", str(n)],
+                name=f"subject-{n}", stderr_file=str(outdir / f"subject-{n}.err"))
+            for n in range(subjects)]
+    start = time.perf_counter()
+    controller = WorkflowController()
+    ready = time.perf_counter() - start
+    workflow_id = controller.submit_workflow(Workflow(jobs=jobs))
+    Helper.wait_workflow(workflow_id, controller)
+    failed = set(Helper.list_failed_jobs(workflow_id, controller))
+    names = controller.jobs([job_id for job_id, *_ in
+                             controller.workflow_elements_status(workflow_id)[0]])
+    results = []
+    for job_id, (name, *_) in names.items():
+        subject = int(name.rpartition("-")[2])
+        stderr = Path(outdir / f"{name}.err")
+        said = stderr.read_text(errors="replace") if stderr.exists() else "no stderr"
+        if job_id in failed:
+            results.append({"subject": subject, "error": f"job failed: {said[-TAIL:]}"})
+        else:
+            results.append({"subject": subject, "stderr": said})
+    controller.delete_workflow(workflow_id)
+    controller.stop_engine()
+    return {"startup_s": ready, "results": results}
+
+
+def drive(engine: str, subjects: int, parallel: int, outdir: Path) -> None:
+    # soma-workflow and dask talk on stdout: keep it for the report.
+    stdout = sys.stdout
+    sys.stdout = sys.stderr
+    report = (drive_dask(subjects, parallel, outdir) if engine == "dask"
+              else drive_soma_workflow(subjects, outdir))
+    print(json.dumps(report), file=stdout, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid in run._pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                data = stat.read()
+        except OSError:
+            continue
+        # The command name in parentheses may itself hold spaces and parentheses.
+        parent = int(data[data.rindex(b")") + 2:].split()[1])
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class PeakMemory(threading.Thread):
+    """The largest total PSS of this process's descendants (the contender's processes: one
+    contender runs at a time), sampled every MEMORY_INTERVAL seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self._done.wait(MEMORY_INTERVAL):
+            self.peak = max(self.peak, sum(pss_bytes(pid) for pid in descendants(me)))
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+@dataclass
+class Batch:
+    seconds: float = 0.0
+    startup_s: float | None = None
+    peak_memory: int = 0
+    # subject -> what went wrong
+    failures: dict[int, str] = field(default_factory=dict)
+    left_behind: Counter[str] = field(default_factory=Counter)
+    left_in_place: list[str] = field(default_factory=list)
+
+    def as_json(self, subjects: int) -> dict[str, Any]:
+        return {"seconds": self.seconds, "snapshots_per_s": subjects / self.seconds,
+                "startup_s": self.startup_s, "peak_memory_mib": self.peak_memory / 2**20,
+                "failures": len(self.failures),
+                "first_failures": {str(k): v for k, v in sorted(self.failures.items())[:3]},
+                "left_behind": {kind: self.left_behind.get(kind, 0) for kind in KINDS},
+                "left_in_place": self.left_in_place}
+
+
+def one_process_per_subject(prefix: Sequence[str], subjects: int, parallel: int,
+                            outdir: Path, tag: str) -> tuple[dict[int, str], set[str]]:
+    """Each subject in a process of its own, `parallel` at a time; the failures and the
+    files the runs claimed."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for subject in range(subjects):
+        todo.put(subject)
+    failures: dict[int, str] = {}
+    claimed: set[str] = set()
+
+    def work() -> None:
+        while True:
+            try:
+                subject = todo.get_nowait()
+            except queue.Empty:
+                return
+            argv = [*prefix, str(run.REPORT_DISPLAY), str(SNAPSHOT),
+                    str(outdir / f"subject-{subject}.png"), "--subject", str(subject)]
+            outcome = run_once(argv, tag, RUN_TIMEOUT)
+            claimed.update(outcome.claimed)
+            if outcome.problem:
+                failures[subject] = f"{outcome.problem}: {outcome.stderr[-TAIL:]}"
+
+    workers = [threading.Thread(target=work) for _ in range(parallel)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return failures, claimed
+
+
+def through_driver(engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *,
+                   home: Path | None) -> tuple[dict[int, str], set[str], float | None]:
+    """The batch in a driver process (this script, --drive ENGINE), with its own HOME if
+    given; the failures, the files the subjects' runs claimed, and the engine's start-up."""
+    argv = [sys.executable, __file__, "--drive", engine, "--subjects", str(subjects),
+            "--parallel", str(parallel), "--out", str(outdir)]
+    outcome = run_once(["env", f"HOME={home}", *argv] if home else argv, tag, BATCH_TIMEOUT)
+    try:
+        report = json.loads(outcome.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        problem = outcome.problem or "no report"
+        return dict.fromkeys(range(subjects), f"{problem}: {outcome.stderr[-TAIL:]}"), set(), None
+    failures, said = {}, []
+    for result in report["results"]:
+        if "error" in result:
+            failures[result["subject"]] = result["error"]
+        said.append(result.get("stderr") or f"bench-display={result['display']}\n"
+                    f"bench-xauthority={result['xauthority']}\n")
+    return failures, claims("".join(said)), report["startup_s"]
+
+
+def check_pngs(subjects: int, outdir: Path, failures: dict[int, str]) -> None:
+    """The demo's own pixel check, again, on every subject that did not fail already."""
+    spec = importlib.util.spec_from_file_location("render_scene", EXAMPLES / "render_scene.py")
+    assert spec is not None and spec.loader is not None
+    render_scene = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_scene)
+    for subject in range(subjects):
+        png = outdir / f"subject-{subject}.png"
+        if subject in failures:
+            continue
+        if not png.is_file():
+            failures[subject] = "no PNG"
+            continue
+        try:
+            render_scene.check_image(png)
+        except render_scene.RenderError as error:
+            failures[subject] = str(error)
+
+
+def measure(contender: str, subjects: int, parallel: int, workdir: Path,
+            ana_headless: str) -> Batch:
+    outdir = workdir / contender
+    outdir.mkdir()
+    tag = run.new_tag()
+    debris = Debris(tag, private_dirs=contender != "xvfb-run")
+    memory = PeakMemory()
+    batch = Batch()
+    memory.start()
+    start = time.perf_counter()
+    if contender in ("xvfb-run", "ana-headless-run"):
+        prefix = ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" \
+            else [ana_headless, "run"]
+        batch.failures, claimed = one_process_per_subject(prefix, subjects, parallel, outdir,
+                                                          tag)
+    else:
+        home = None
+        if contender == "soma-workflow":
+            from ana_headless.somaworkflow import job_prefix, write_light_mode_configuration
+
+            # soma-workflow's configuration, database and logs in a HOME of its own.
+            home = workdir / "soma-workflow-home"
+            write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
+        batch.failures, claimed, batch.startup_s = through_driver(
+            contender, subjects, parallel, outdir, tag, home=home)
+    batch.seconds = time.perf_counter() - start
+    batch.peak_memory = memory.stop()
+    left, batch.left_in_place = debris.collect(claimed, SETTLE)
+    batch.left_behind = left
+    check_pngs(subjects, outdir, batch.failures)
+    shutil.rmtree(outdir, ignore_errors=True)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    settings = report["settings"]
+    results = report["results"]
+    base = results.get("xvfb-run")
+    out = ["# ana-headless batch benchmark (W5)", "",
+           f"`{report['command']}` on {report['date']}", "",
+           "| machine | |", "|---|---|",
+           *(f"| {name} | {value} |" for name, value in report["machine"].items()), "",
+           f"## W5: {settings['subjects']} subjects, a snapshot each (256x256, the demo scene "
+           f"turned by the subject's angle), {settings['parallel']} at a time", "",
+           "| contender | snapshots/s | ratio to xvfb-run | wall s | of which start-up s | "
+           "peak memory MiB (PSS) | failures | left behind |",
+           "|---|---|---|---|---|---|---|---|"]
+    for key in CONTENDERS:
+        result = results.get(key)
+        if result is None:
+            continue
+        ratio = (f"{result['snapshots_per_s'] / base['snapshots_per_s']:.1f}" if base
+                 else "n/a")
+        startup = "" if result["startup_s"] is None else f"{result['startup_s']:.1f}"
+        out.append(f"| {LABELS[key]} | {result['snapshots_per_s']:.2f} | {ratio} | "
+                   f"{result['seconds']:.1f} | {startup} | {result['peak_memory_mib']:.0f} | "
+                   f"{result['failures']} | {run._left_text(result['left_behind'])} |")
+    out += ["", "## Target", "", target(results).line(), "",
+            "Start-up: until the Dask workers were connected, or soma-workflow's engine "
+            "ready; included in the wall time. Peak memory: all the processes the contender "
+            "ran at that moment (launchers, X servers, interpreters, workers, the engine). "
+            "Left behind: an Xvfb, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
+            "directory still there once the batch had ended."]
+    return "\n".join(out) + "\n"
+
+
+def target(results: dict[str, Any]) -> run.Target:
+    dask, base = results.get("dask"), results.get("xvfb-run")
+    name = ("W5 Dask with ana-headless workers >= 5x the snapshots/s of xvfb-run, 0 failures, "
+            "0 leaks")
+    if not (dask and base):
+        return run.Target(name, "n/a", None)
+    ratio = dask["snapshots_per_s"] / base["snapshots_per_s"]
+    leaks = sum(dask["left_behind"].values())
+    return run.Target(name, f"{ratio:.1f}x, {dask['failures']} failures, {leaks} leaks",
+                      ratio >= 5 and not dask["failures"] and not leaks)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="W5: QC snapshots of many subjects, by "
+                                     "process, by Dask and by soma-workflow.")
+    parser.add_argument("--subjects", type=int, default=SUBJECTS, metavar="N",
+                        help=f"subjects, a snapshot each (default: {SUBJECTS})")
+    parser.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
+                        help=f"processes, workers or jobs at a time (default: {PARALLEL})")
+    parser.add_argument("--only", default=",".join(CONTENDERS), metavar="A,B",
+                        help=f"contenders (default: all of {', '.join(CONTENDERS)})")
+    parser.add_argument("--out", type=Path, default=HERE / "results", metavar="DIR",
+                        help="where batch.md and batch.json go (default: benchmarks/results)")
+    parser.add_argument("--drive", choices=("dask", "soma-workflow"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(CONTENDERS))
+    if unknown or not args.only:
+        parser.error(f"--only: {', '.join(unknown) or 'nothing'}: choose from "
+                     f"{', '.join(CONTENDERS)}")
+    if args.subjects < 1 or args.parallel < 1:
+        parser.error("--subjects and --parallel must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    if args.drive:
+        drive(args.drive, args.subjects, args.parallel, args.out)
+        return 0
+    runners = contenders()
+    ana = next(c for c in runners if c.key == "ana-headless-run")
+    if ana.missing:
+        progress(f"ana-headless: {ana.missing}")
+        return 1
+    report: dict[str, Any] = {
+        "command": shlex.join(["python", "benchmarks/batch.py", *argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "settings": {"subjects": args.subjects, "parallel": args.parallel, "only": args.only},
+        "results": {},
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="ana-bench-batch-"))
+    try:
+        progress("machine facts")
+        report["machine"] = machine_facts(runners)
+        for contender in (c for c in CONTENDERS if c in args.only):
+            progress(f"W5: {LABELS[contender]}: {args.subjects} subjects, "
+                     f"{args.parallel} at a time")
+            batch = measure(contender, args.subjects, args.parallel, workdir, ana.prefix[0])
+            report["results"][contender] = batch.as_json(args.subjects)
+            progress(f"  {args.subjects / batch.seconds:.2f} snapshots/s, "
+                     f"{len(batch.failures)} failures")
+    finally:
+        run.sweep()
+        shutil.rmtree(workdir, ignore_errors=True)
+    report["target"] = vars(target(report["results"]))
+    text = markdown(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batch.md").write_text(text)
+    (args.out / "batch.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(text, end="")
+    progress(f"wrote {tidy(str(args.out / 'batch.md'))} and batch.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
