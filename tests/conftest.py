@@ -3,7 +3,6 @@ that starts a server."""
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -16,6 +15,12 @@ from pathlib import Path
 import pytest
 
 from ana_headless.environment import apply_patch
+
+# What a run could leave behind: one definition, shared with the benchmark (the checkout's root
+# is on the import path, as for `tests`); tests import both from here.
+from benchmarks.leaks import leftovers, ours_running
+
+__all__ = ["leftovers", "ours_running"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -45,28 +50,6 @@ def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: 
             **kwargs: object) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([ANA_HEADLESS, *args], env=env or ana_env(), capture_output=True,
                           timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
-
-
-def ours_running() -> set[int]:
-    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
-    pids = set()
-    for entry in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(entry, "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(b"/ana-headless-" in arg for arg in argv) and argv[0].endswith(
-                (b"Xvfb", b"xpra")):
-            pids.add(int(entry.split("/")[2]))
-    return pids
-
-
-def leftovers() -> set[str]:
-    """Everything of ours a run could leave: servers, locks, sockets, private directories."""
-    return ({f"process {pid}" for pid in ours_running()}
-            | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
-            | set(glob.glob("/tmp/ana-headless-*")))
 
 
 @pytest.fixture(scope="session", autouse=True)
