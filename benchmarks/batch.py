@@ -43,8 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import run
-from run import KINDS, Debris, claims, contenders, machine_facts, progress, run_once, tidy
+from contenders import contenders
+from leaks import KINDS, Debris, new_tag, pids, sweep
+from machine import machine_facts
+from report import left_text
+from runs import claims, progress, run_once, tidy
+from workloads import REPORT_DISPLAY
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
@@ -102,7 +106,7 @@ def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
     wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
     from soma_workflow.client import Helper, Job, Workflow, WorkflowController
 
-    jobs = [Job(command=[sys.executable, str(run.REPORT_DISPLAY), str(SNAPSHOT),
+    jobs = [Job(command=[sys.executable, str(REPORT_DISPLAY), str(SNAPSHOT),
                          str(outdir / f"subject-{n}.png"), "--subject", str(n)],
                 name=f"subject-{n}", stderr_file=str(outdir / f"subject-{n}.err"))
             for n in range(subjects)]
@@ -143,7 +147,7 @@ def drive(engine: str, subjects: int, parallel: int, outdir: Path) -> None:
 
 def descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
-    for pid in run._pids():
+    for pid in pids():
         try:
             with open(f"/proc/{pid}/stat", "rb") as stat:
                 data = stat.read()
@@ -226,7 +230,7 @@ def one_process_per_subject(prefix: Sequence[str], subjects: int, parallel: int,
                 subject = todo.get_nowait()
             except queue.Empty:
                 return
-            argv = [*prefix, str(run.REPORT_DISPLAY), str(SNAPSHOT),
+            argv = [*prefix, str(REPORT_DISPLAY), str(SNAPSHOT),
                     str(outdir / f"subject-{subject}.png"), "--subject", str(subject)]
             outcome = run_once(argv, tag, RUN_TIMEOUT)
             claimed.update(outcome.claimed)
@@ -285,7 +289,7 @@ def measure(contender: str, subjects: int, parallel: int, workdir: Path,
             ana_headless: str) -> Batch:
     outdir = workdir / contender
     outdir.mkdir()
-    tag = run.new_tag()
+    tag = new_tag()
     debris = Debris(tag, private_dirs=contender != "xvfb-run")
     memory = PeakMemory()
     batch = Batch()
@@ -341,26 +345,13 @@ def markdown(report: dict[str, Any]) -> str:
         startup = "" if result["startup_s"] is None else f"{result['startup_s']:.1f}"
         out.append(f"| {LABELS[key]} | {result['snapshots_per_s']:.2f} | {ratio} | "
                    f"{result['seconds']:.1f} | {startup} | {result['peak_memory_mib']:.0f} | "
-                   f"{result['failures']} | {run._left_text(result['left_behind'])} |")
-    out += ["", "## Target", "", target(results).line(), "",
-            "Start-up: until the Dask workers were connected, or soma-workflow's engine "
+                   f"{result['failures']} | {left_text(result['left_behind'])} |")
+    out += ["", "Start-up: until the Dask workers were connected, or soma-workflow's engine "
             "ready; included in the wall time. Peak memory: all the processes the contender "
             "ran at that moment (launchers, X servers, interpreters, workers, the engine). "
             "Left behind: an Xvfb, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
             "directory still there once the batch had ended."]
     return "\n".join(out) + "\n"
-
-
-def target(results: dict[str, Any]) -> run.Target:
-    dask, base = results.get("dask"), results.get("xvfb-run")
-    name = ("W5 Dask with ana-headless workers >= 5x the snapshots/s of xvfb-run, 0 failures, "
-            "0 leaks")
-    if not (dask and base):
-        return run.Target(name, "n/a", None)
-    ratio = dask["snapshots_per_s"] / base["snapshots_per_s"]
-    leaks = sum(dask["left_behind"].values())
-    return run.Target(name, f"{ratio:.1f}x, {dask['failures']} failures, {leaks} leaks",
-                      ratio >= 5 and not dask["failures"] and not leaks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,9 +408,8 @@ def main(argv: Sequence[str]) -> int:
             progress(f"  {args.subjects / batch.seconds:.2f} snapshots/s, "
                      f"{len(batch.failures)} failures")
     finally:
-        run.sweep()
+        sweep()
         shutil.rmtree(workdir, ignore_errors=True)
-    report["target"] = vars(target(report["results"]))
     text = markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch.md").write_text(text)

@@ -4,7 +4,6 @@ that starts a server."""
 from __future__ import annotations
 
 import functools
-import glob
 import importlib.util
 import os
 import shutil
@@ -19,6 +18,12 @@ from types import ModuleType
 import pytest
 
 from ana_headless.environment import apply_patch
+
+# What a run could leave behind: one definition, shared with the benchmark (the checkout's root
+# is on the import path, as for `tests`); tests import both from here.
+from benchmarks.leaks import leftovers, ours_running
+
+__all__ = ["leftovers", "ours_running"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -70,28 +75,6 @@ def check_snapshot(path: Path) -> None:
         render_scene.check_image(path)
     except render_scene.RenderError as error:
         raise AssertionError(str(error)) from None
-
-
-def ours_running() -> set[int]:
-    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
-    pids = set()
-    for entry in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            with open(entry, "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(b"/ana-headless-" in arg for arg in argv) and argv[0].endswith(
-                (b"Xvfb", b"xpra")):
-            pids.add(int(entry.split("/")[2]))
-    return pids
-
-
-def leftovers() -> set[str]:
-    """Everything of ours a run could leave: servers, locks, sockets, private directories."""
-    return ({f"process {pid}" for pid in ours_running()}
-            | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
-            | set(glob.glob("/tmp/ana-headless-*")))
 
 
 @pytest.fixture(scope="session", autouse=True)
