@@ -8,15 +8,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import ANA_HEADLESS, ana_env
+from tests.conftest import ANA_HEADLESS, ROOT, ana_env
 
-# Run first inside the namespace: the private mounts, and the attacker's identity.
+# Run first inside the namespace: the private mounts, and the attacker's identity. A checkout
+# (and its virtualenv) that lives under /tmp, as a fresh clone may, stays visible there: the
+# real /tmp is kept at /mnt for the moment it takes to bind those back.
 _PREAMBLE = """\
 set -u
+mkdir -p /mnt && mount --bind /tmp /mnt
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for kept in $KEEP; do
+  case $kept in /tmp/*) mkdir -p "$kept" && mount --bind "/mnt${kept#/tmp}" "$kept" ;; esac
+done
+umount -l /mnt
 mkdir -p /var/lib/xkb && mount -t tmpfs tmpfs /var/lib/xkb
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
 """
@@ -41,7 +49,8 @@ def in_private_tmp(script: str, *, env: dict[str, str] | None = None,
         pytest.skip("needs root, unshare and setpriv (util-linux) for a private /tmp")
     return subprocess.run(
         ["unshare", "--mount", "bash", "-c", _PREAMBLE + script + _LEFTOVERS],
-        env={**(env or ana_env()), "ANA": ANA_HEADLESS}, capture_output=True, text=True,
+        env={**(env or ana_env()), "ANA": ANA_HEADLESS, "KEEP": f"{ROOT} {sys.prefix}"},
+        capture_output=True, text=True,
         timeout=timeout, check=False)
 
 
