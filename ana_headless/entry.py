@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import HeadlessError
 from .facts import gather
 from .lifetime import signals
 from .plan import make_plan
@@ -34,7 +33,8 @@ def _start_early(request: Request) -> tuple[Plan, Display] | None:
     try:
         plan = make_plan(gather(os.environ, request.options.mesa_dir), request.options)
         return plan, Display(plan, request.options.screen)
-    except HeadlessError:
+    except Exception:
+        # No Xvfb, no room in TMPDIR...: the launcher's own attempt says what went wrong.
         return None
 
 
