@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from types import TracebackType
 
-    from .claim import DisplayClaim
     from .options import Screen
     from .plan import Plan
 
@@ -40,10 +39,11 @@ class Display:
             # came meanwhile is raised as the block ends, and everything made is undone.
             with HeldSignals():
                 self.directory = PrivateDirectory()
+                self._cleanups.append(self.directory.remove)
                 self.watcher = Watcher(self.directory.path)
-                # The directory goes before the watcher: until it is gone, our death still
-                # has it removed.
-                self._cleanups += [self.watcher.close, self.directory.remove]
+                # Closed last, after the directory's removal: until everything is gone, our
+                # death still has it removed.
+                self._cleanups.insert(0, self.watcher.close)
                 self.cookie = os.urandom(16)
                 server_auth = self._private_file("server-auth")
                 try:
@@ -66,10 +66,9 @@ class Display:
         return os.path.join(self.directory.path, name)
 
     def _release_claim(self) -> None:
-        claim: DisplayClaim | None = self.claim
-        if claim is not None:
-            files = claim.files
-            claim.release()
+        if self.claim is not None:
+            files = self.claim.files
+            self.claim.release()
             # Removed by us: after this, the names may be somebody else's.
             for path, _inode in files:
                 self.watcher.forget(path)
@@ -96,7 +95,8 @@ class Display:
                                                    base_env))
 
     def close(self) -> None:
-        """Undo everything made, the last made first; each step runs even if one fails."""
+        """Undo everything made, the last made first and the watcher last; each step runs
+        even if one fails."""
         while self._cleanups:
             cleanup = self._cleanups.pop()
             try:
