@@ -46,8 +46,8 @@ from typing import Any
 from contenders import contenders
 from leaks import KINDS, Debris, new_tag, pids, sweep
 from machine import machine_facts
-from report import left_text
-from runs import claims, progress, run_once, tidy
+from report import left_text, publish
+from runs import claims, progress, run_once
 from workloads import REPORT_DISPLAY
 
 HERE = Path(__file__).resolve().parent
@@ -410,12 +410,7 @@ def main(argv: Sequence[str]) -> int:
     finally:
         sweep()
         shutil.rmtree(workdir, ignore_errors=True)
-    text = markdown(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "batch.md").write_text(text)
-    (args.out / "batch.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(text, end="")
-    progress(f"wrote {tidy(str(args.out / 'batch.md'))} and batch.json")
+    publish(markdown(report), report, args.out, "batch")
     return 0
 
 

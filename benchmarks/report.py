@@ -4,11 +4,14 @@ It reports figures and ratios only: what is good enough is for its reader to say
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from contenders import Contender
 from leaks import KINDS
+from runs import progress, tidy
 
 
 def fmt(value: float | None, digits: int) -> str:
@@ -73,3 +76,12 @@ def markdown(report: Mapping[str, Any], sections: Sequence[Sequence[str]],
             "directory of the run's that is still there once the run has ended (counted; then "
             "removed when provably the run's, so that the next run starts clean)."]
     return "\n".join(out) + "\n"
+
+
+def publish(text: str, report: Mapping[str, Any], out: Path, stem: str) -> None:
+    """The Markdown report to stdout and to OUT/STEM.md, the raw numbers to OUT/STEM.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(text, end="")
+    progress(f"wrote {tidy(str(out / stem))}.md and {stem}.json")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import shlex
 import shutil
 import signal
@@ -29,8 +28,8 @@ from typing import Any
 from contenders import contenders
 from leaks import sweep
 from machine import machine_facts
-from report import markdown
-from runs import HERE, SCREEN, progress, tidy
+from report import markdown, publish
+from runs import HERE, SCREEN, progress
 from workloads import SNAPSHOTS, TRIANGLES, W1, W1C, W2, W3, W4, Timed, Workload
 
 # The workloads, in the order they run and are reported: a new one is registered here.
@@ -105,11 +104,7 @@ def main(argv: Sequence[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     report["figures"] = {w.key: figures for w in chosen if (figures := w.figures(done))}
     text = markdown(report, [workload.section(done, runners) for workload in chosen], runners)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.md").write_text(text)
-    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(text, end="")
-    progress(f"wrote {tidy(str(args.out / 'latest.md'))} and latest.json")
+    publish(text, report, args.out, "latest")
     return 0
 
 
