@@ -1,8 +1,8 @@
 """ana-headless: run Anatomist and any Qt / OpenGL Python program without a screen.
 
-    import ana_headless
-    a = ana_headless.HeadlessAnatomist('-b')     # Anatomist, headless; a.headless_info
-    info = ana_headless.ensure_headless()         # any Qt / OpenGL script
+import ana_headless
+a = ana_headless.HeadlessAnatomist('-b')     # Anatomist, headless; a.headless_info
+info = ana_headless.ensure_headless()         # any Qt / OpenGL script
 """
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ from __future__ import annotations
 from ._version import __version__
 from .errors import HeadlessError
 
-__all__ = ["Anatomist", "HeadlessAnatomist", "HeadlessError", "HeadlessInfo", "__version__",
-           "ensure_headless"]
+__all__ = [
+    "Anatomist",
+    "HeadlessAnatomist",
+    "HeadlessError",
+    "HeadlessInfo",
+    "__version__",
+    "ensure_headless",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -72,32 +72,53 @@ _current: HeadlessInfo | None = None
 def _options(env: Mapping[str, str], allow_virtualgl: bool, force_virtualgl: bool) -> Options:
     """The launcher's options, from the same environment variables its CLI reads."""
     options = options_from_environment(env)
-    return options.replace(allow_virtualgl=allow_virtualgl and options.allow_virtualgl,
-                           force_virtualgl=force_virtualgl)
+    return options.replace(
+        allow_virtualgl=allow_virtualgl and options.allow_virtualgl, force_virtualgl=force_virtualgl
+    )
 
 
 def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> HeadlessInfo:
     mode = env.get(MODE_VAR, "server")
     display = env["DISPLAY"]
     return HeadlessInfo(
-        headless=True, display=display, original_display=env.get(ORIGINAL_DISPLAY_VAR),
-        server=server_kind(display), mode=mode, renderer=env.get(RENDERER_VAR, ""),
-        virtualgl=mode == "virtualgl", mesa=mode == "mesa", reexec=bool(env.get(REEXEC_VAR)),
-        qtapp=qtapp)
+        headless=True,
+        display=display,
+        original_display=env.get(ORIGINAL_DISPLAY_VAR),
+        server=server_kind(display),
+        mode=mode,
+        renderer=env.get(RENDERER_VAR, ""),
+        virtualgl=mode == "virtualgl",
+        mesa=mode == "mesa",
+        reexec=bool(env.get(REEXEC_VAR)),
+        qtapp=qtapp,
+    )
 
 
 def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
-    warnings.warn(f"ana-headless: not headless ({reason}); going on with the on-screen "
-                  f"display {os.environ.get('DISPLAY')!r}, as fallback='onscreen' asks",
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"ana-headless: not headless ({reason}); going on with the on-screen "
+        f"display {os.environ.get('DISPLAY')!r}, as fallback='onscreen' asks",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     display = os.environ.get("DISPLAY")
-    return HeadlessInfo(headless=False, display=display, original_display=display, server=None,
-                        mode="onscreen", renderer="", virtualgl=False, mesa=False, reexec=False,
-                        qtapp=qtapp)
+    return HeadlessInfo(
+        headless=False,
+        display=display,
+        original_display=display,
+        server=None,
+        mode="onscreen",
+        renderer="",
+        virtualgl=False,
+        mesa=False,
+        reexec=False,
+        qtapp=qtapp,
+    )
 
 
-def _restart_under_launcher(reason: str, flags: list[str], fallback: str,
-                            qtapp: str | None) -> HeadlessInfo:
+def _restart_under_launcher(
+    reason: str, flags: list[str], fallback: str, qtapp: str | None
+) -> HeadlessInfo:
     """Re-execute the whole program under the launcher, or say why that cannot be done."""
     impossible = why_reexec_cannot_work(sys.orig_argv, sys.modules)
     if impossible:
@@ -106,13 +127,15 @@ def _restart_under_launcher(reason: str, flags: list[str], fallback: str,
         raise HeadlessError(
             f"cannot go headless in this process: {reason}, and it cannot be restarted "
             f"because {impossible}. Run the script with `ana-headless run SCRIPT`, or call "
-            "ensure_headless() / HeadlessAnatomist() before importing Qt or OpenGL.")
+            "ensure_headless() / HeadlessAnatomist() before importing Qt or OpenGL."
+        )
     log.info("restarting under ana-headless: %s", reason)
     reexec(reexec_command(sys.orig_argv, flags), os.environ)
 
 
-def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
-                    fallback: str = "error") -> HeadlessInfo:
+def ensure_headless(
+    allow_virtualgl: bool = True, force_virtualgl: bool = False, fallback: str = "error"
+) -> HeadlessInfo:
     """Make this process headless: in place when safe, else by restarting it under the
     launcher (os.execv, same command line). Returns what was set up."""
     global _current
@@ -127,8 +150,9 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
     loop_guard(os.environ)
     options = _options(os.environ, allow_virtualgl, force_virtualgl)
     if loaded.too_late:
-        return _restart_under_launcher(loaded.describe(), launcher_arguments(options),
-                                       fallback, loaded.qt_application)
+        return _restart_under_launcher(
+            loaded.describe(), launcher_arguments(options), fallback, loaded.qt_application
+        )
     base_env = dict(os.environ)
     display = None
     try:
@@ -148,19 +172,28 @@ def ensure_headless(allow_virtualgl: bool = True, force_virtualgl: bool = False,
         # vglrun's LD_PRELOAD or Mesa's LD_LIBRARY_PATH only work from a process's start.
         display.close()
         needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
-        return _restart_under_launcher(f"the {chosen.mode} mode needs {needs} set when the "
-                                       "process starts",
-                                       launcher_arguments(options.replace(gl=chosen.mode)),
-                                       fallback, None)
+        return _restart_under_launcher(
+            f"the {chosen.mode} mode needs {needs} set when the process starts",
+            launcher_arguments(options.replace(gl=chosen.mode)),
+            fallback,
+            None,
+        )
     apply_in_place(patch_between(base_env, setup.env))
     keep_until_exit(display.close)
     server = display.server
-    log.info("headless in place on %s (%s, %s)", server.display, chosen.mode,
-             setup.chosen.renderer)
+    log.info("headless in place on %s (%s, %s)", server.display, chosen.mode, setup.chosen.renderer)
     _current = HeadlessInfo(
-        headless=True, display=server.display,
-        original_display=base_env.get("DISPLAY"), server=server.kind, mode=chosen.mode,
-        renderer=setup.chosen.renderer, virtualgl=False, mesa=False, reexec=False, qtapp=None)
+        headless=True,
+        display=server.display,
+        original_display=base_env.get("DISPLAY"),
+        server=server.kind,
+        mode=chosen.mode,
+        renderer=setup.chosen.renderer,
+        virtualgl=False,
+        mesa=False,
+        reexec=False,
+        qtapp=None,
+    )
     return _current
 
 
@@ -172,14 +205,21 @@ def _resolve(implementation: str) -> tuple[str, str]:
         return f"anatomist.{name}.api", "Anatomist"
     module, _, class_name = implementation.rpartition(".")
     if not module or not class_name:
-        raise UsageError(f"implementation={implementation!r}: use one of "
-                         f"{', '.join(IMPLEMENTATIONS)} or a dotted module.Class path")
+        raise UsageError(
+            f"implementation={implementation!r}: use one of "
+            f"{', '.join(IMPLEMENTATIONS)} or a dotted module.Class path"
+        )
     return module, class_name
 
 
-def HeadlessAnatomist(*args: Any, implementation: str = "direct",
-                      allow_virtualgl: bool = True, force_virtualgl: bool = False,
-                      fallback: str = "error", **kwargs: Any) -> Any:
+def HeadlessAnatomist(
+    *args: Any,
+    implementation: str = "direct",
+    allow_virtualgl: bool = True,
+    force_virtualgl: bool = False,
+    fallback: str = "error",
+    **kwargs: Any,
+) -> Any:
     """The Anatomist API object, in a headless process; `headless_info` tells what was set up.
 
     `*args` and the other keyword arguments go to the Anatomist constructor.
@@ -190,7 +230,8 @@ def HeadlessAnatomist(*args: Any, implementation: str = "direct",
         raise HeadlessError(
             f"cannot import {module_name.split('.')[0]!r}: Anatomist's Python API "
             "(pyanatomist) comes with BrainVISA (https://brainvisa.info, installed with "
-            "pixi or conda), not from PyPI. ensure_headless() works without it.")
+            "pixi or conda), not from PyPI. ensure_headless() works without it."
+        )
     info = ensure_headless(allow_virtualgl, force_virtualgl, fallback)
     if implementation in IMPLEMENTATIONS:
         anatomist = importlib.import_module("anatomist")

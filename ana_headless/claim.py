@@ -95,8 +95,13 @@ def _take_lock(number: int) -> int | None:
 class DisplayClaim:
     """A display number that is ours: its listening sockets, and the files we created."""
 
-    def __init__(self, number: int, sockets: list[_socket.socket], socket_inode: int | None,
-                 lock_inode: int | None) -> None:
+    def __init__(
+        self,
+        number: int,
+        sockets: list[_socket.socket],
+        socket_inode: int | None,
+        lock_inode: int | None,
+    ) -> None:
         self.number = number
         # The abstract socket first, then the socket file's, when there is one.
         self.sockets = sockets

@@ -40,8 +40,9 @@ Examples:
 class ScreenType(click.ParamType):  # type: ignore[type-arg]
     name = "WxHxD"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Screen:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Screen:
         if isinstance(value, Screen):
             return value
         try:
@@ -53,12 +54,16 @@ class ScreenType(click.ParamType):  # type: ignore[type-arg]
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
     name = "SECONDS"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         seconds = value if isinstance(value, float) else parse_seconds(str(value))
         if seconds is None:
-            self.fail(f"{value!r} is not a number of seconds greater than 0 and at most "
-                      f"{MAX_TIMEOUT:g}.", param, ctx)
+            self.fail(
+                f"{value!r} is not a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}.",
+                param,
+                ctx,
+            )
         return seconds
 
 
@@ -66,8 +71,7 @@ class ShebangGroup(click.Group):
     """`ana-headless SCRIPT ARGS...` (the shebang form) means `ana-headless run SCRIPT ARGS...`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in (
-                "--help", "-h", "--version"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -76,16 +80,21 @@ class RunCommand(click.Command):
     """`run -m MODULE ARGS...`: like python -m, everything after MODULE is the module's."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value = {name for param in self.params if isinstance(param, click.Option)
-                       and not (param.is_flag or param.count) for name in param.opts}
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not (param.is_flag or param.count)
+            for name in param.opts
+        }
         index = 0
         while index < len(args):
             token = args[index]
             if token == "-m" and index + 1 < len(args):
-                return super().parse_args(ctx, [*args[:index + 2], "--", *args[index + 2:]])
+                return super().parse_args(ctx, [*args[: index + 2], "--", *args[index + 2 :]])
             if token.startswith("-m") and not token.startswith("--") and len(token) > 2:
                 return super().parse_args(
-                    ctx, [*args[:index], "-m", token[2:], "--", *args[index + 1:]])
+                    ctx, [*args[:index], "-m", token[2:], "--", *args[index + 1 :]]
+                )
             if token == "--" or not token.startswith("-"):
                 break
             index += 2 if token in takes_value else 1
@@ -117,13 +126,18 @@ def _click_option(spec: OptionSpec) -> Callable[..., Any]:
         attributes["count"] = True
     else:
         names = (*spec.flags, spec.dest)
-        attributes.update(type=_TYPES[spec.kind](spec), metavar=spec.metavar,
-                          default=spec.default, show_default=spec.default is not None)
+        attributes.update(
+            type=_TYPES[spec.kind](spec),
+            metavar=spec.metavar,
+            default=spec.default,
+            show_default=spec.default is not None,
+        )
     return click.option(*names, **attributes)
 
 
 def _launcher_options(command_name: str) -> Callable[..., Any]:
     """The options of `run` or `exec` (SPEC §2), from the options table."""
+
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         for spec in reversed(SPECS):
             if command_name == "run" or not spec.run_only:
@@ -139,8 +153,9 @@ def _execute(request: Request) -> NoReturn:
     sys.exit(execute(request))
 
 
-@click.group(cls=ShebangGroup, epilog=EXAMPLES,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ShebangGroup, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="ana-headless")
 def main() -> None:
     """Run Qt / OpenGL programs, Anatomist among them, without a screen.
@@ -154,9 +169,11 @@ def main() -> None:
     """
 
 
-@main.command(cls=RunCommand, context_settings={"ignore_unknown_options": True,
-                                               "allow_interspersed_args": False},
-              epilog=EXAMPLES)
+@main.command(
+    cls=RunCommand,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=EXAMPLES,
+)
 @_launcher_options("run")
 @click.option("-m", "module", metavar="MODULE", help="Run a module, like python -m.")
 @click.argument("child_args", metavar="SCRIPT [ARGS]...", nargs=-1, type=click.UNPROCESSED)
@@ -170,9 +187,11 @@ def run(module: str | None, child_args: tuple[str, ...], **values: Any) -> None:
     _execute(build_request("run", values, child_args, module))
 
 
-@main.command(name="exec", context_settings={"ignore_unknown_options": True,
-                                             "allow_interspersed_args": False},
-              epilog=EXAMPLES)
+@main.command(
+    name="exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=EXAMPLES,
+)
 @_launcher_options("exec")
 @click.argument("program", metavar="PROGRAM")
 @click.argument("child_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
@@ -182,8 +201,12 @@ def exec_(program: str, child_args: tuple[str, ...], **values: Any) -> None:
 
 
 @main.command(name="doctor")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object (schema: "
-              "doctor-schema.json in the package).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object (schema: doctor-schema.json in the package).",
+)
 def doctor_(as_json: bool) -> None:
     """Show what is installed, probe every GL mode, and say what run would use.
 
@@ -195,6 +218,7 @@ def doctor_(as_json: bool) -> None:
 
 
 # ---- Jupyter kernels (kernel.py) ----
+
 
 @main.group(name="kernel")
 def kernel_() -> None:
@@ -219,20 +243,43 @@ def _kernel_call(action: Callable[[], str]) -> None:
 
 
 @kernel_.command(name="install")
-@click.option("--name", default="ana-headless", show_default=True,
-              help="The kernel's name (letters, digits, '.', '_', '-').")
-@click.option("--display-name", metavar="TEXT",
-              help="The name notebooks show (default: Python 3 (ana-headless[, MODE])).")
-@click.option("--gl", type=click.Choice(GL_MODES),
-              help="The kernel's GL mode (default: ANA_HEADLESS_GL when the kernel starts, "
-                   "else auto).")
+@click.option(
+    "--name",
+    default="ana-headless",
+    show_default=True,
+    help="The kernel's name (letters, digits, '.', '_', '-').",
+)
+@click.option(
+    "--display-name",
+    metavar="TEXT",
+    help="The name notebooks show (default: Python 3 (ana-headless[, MODE])).",
+)
+@click.option(
+    "--gl",
+    type=click.Choice(GL_MODES),
+    help="The kernel's GL mode (default: ANA_HEADLESS_GL when the kernel starts, else auto).",
+)
 @click.option("--user", is_flag=True, help="Install for this user only.")
-@click.option("--sys-prefix", is_flag=True,
-              help="Install into this Python's prefix (a virtualenv or conda environment).")
-@click.option("--prefix", metavar="DIR", type=click.Path(file_okay=False),
-              help="Install under DIR/share/jupyter/kernels.")
-def kernel_install(*, name: str, display_name: str | None, gl: str | None, user: bool,
-                   sys_prefix: bool, prefix: str | None) -> None:
+@click.option(
+    "--sys-prefix",
+    is_flag=True,
+    help="Install into this Python's prefix (a virtualenv or conda environment).",
+)
+@click.option(
+    "--prefix",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Install under DIR/share/jupyter/kernels.",
+)
+def kernel_install(
+    *,
+    name: str,
+    display_name: str | None,
+    gl: str | None,
+    user: bool,
+    sys_prefix: bool,
+    prefix: str | None,
+) -> None:
     """Install a kernelspec whose kernel runs under ana-headless (system-wide by default,
     as `jupyter kernelspec install`)."""
     from . import kernel
@@ -240,8 +287,12 @@ def kernel_install(*, name: str, display_name: str | None, gl: str | None, user:
     if user + sys_prefix + (prefix is not None) > 1:
         raise click.UsageError("--user, --sys-prefix and --prefix exclude each other.")
     where = sys.prefix if sys_prefix else prefix
-    _kernel_call(lambda: "installed kernel {!r} in {}".format(name, kernel.install(
-        name, gl=gl, display_name=display_name, user=user, prefix=where)))
+
+    def install() -> str:
+        place = kernel.install(name, gl=gl, display_name=display_name, user=user, prefix=where)
+        return f"installed kernel {name!r} in {place}"
+
+    _kernel_call(install)
 
 
 @kernel_.command(name="list")

@@ -54,15 +54,23 @@ class HeadlessWorker(ProcessInterface):
     `worker_class="distributed.Nanny"` a worker that dies is restarted on the same display.
     """
 
-    def __init__(self, scheduler: str, name: str | int | None = None, *,
-                 launcher_options: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 worker_class: str = "distributed.Worker", **worker_kwargs: Any) -> None:
+    def __init__(
+        self,
+        scheduler: str,
+        name: str | int | None = None,
+        *,
+        launcher_options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        worker_class: str = "distributed.Worker",
+        **worker_kwargs: Any,
+    ) -> None:
         security = worker_kwargs.pop("security", None)
         if security is not None and security.require_encryption:
             # The worker process reads the same dask configuration, where TLS settings live;
             # a Security object made in this process cannot be handed to it.
-            raise ValueError("HeadlessWorker: set TLS in the dask configuration, not with a "
-                             "Security object")
+            raise ValueError(
+                "HeadlessWorker: set TLS in the dask configuration, not with a Security object"
+            )
         self.scheduler = scheduler
         self.name = name
         self.launcher_options = list(launcher_options)
@@ -74,13 +82,25 @@ class HeadlessWorker(ProcessInterface):
 
     def command(self) -> list[str]:
         """The launcher, running `dask spec` for this one worker with this interpreter."""
-        return [sys.executable, "-m", "ana_headless", "exec", *self.launcher_options, "--",
-                sys.executable, "-m", "distributed.cli.dask_spec", self.scheduler,
-                "--spec", json.dumps(self.spec)]
+        return [
+            sys.executable,
+            "-m",
+            "ana_headless",
+            "exec",
+            *self.launcher_options,
+            "--",
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_spec",
+            self.scheduler,
+            "--spec",
+            json.dumps(self.spec),
+        ]
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(*self.command(), env=self.env,
-                                                            stdin=subprocess.DEVNULL)
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command(), env=self.env, stdin=subprocess.DEVNULL
+        )
         await super().start()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:

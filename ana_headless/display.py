@@ -41,8 +41,9 @@ _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
 _KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
 
 
-def command_line(server: ServerCommand, claim: DisplayClaim | None, auth_file: str,
-                 private_dir: str) -> list[str]:
+def command_line(
+    server: ServerCommand, claim: DisplayClaim | None, auth_file: str, private_dir: str
+) -> list[str]:
     """The planned command line with the values of this start filled in."""
     display_options: list[str] = []
     ready_fd = 3
@@ -73,8 +74,16 @@ def _name(kind: str) -> str:
 class XServer:
     """A virtual X server process of ours: started, then ready, then stopped."""
 
-    def __init__(self, kind: str, server: ServerCommand, *, directory: PrivateDirectory,
-                 auth_file: str, claim: DisplayClaim | None, watcher: Watcher) -> None:
+    def __init__(
+        self,
+        kind: str,
+        server: ServerCommand,
+        *,
+        directory: PrivateDirectory,
+        auth_file: str,
+        claim: DisplayClaim | None,
+        watcher: Watcher,
+    ) -> None:
         self.kind = kind
         self._directory = directory
         self._claim = claim
@@ -109,20 +118,33 @@ class XServer:
         command, passed = self.command, [ready_end]
         if self._claim:
             passed = [*(sock.fileno() for sock in self._claim.sockets), ready_end]
-            command = ["/bin/sh", "-c", _SOCKET_ACTIVATION, "ana-headless-xvfb",
-                       str(len(self._claim.sockets)), *command]
+            command = [
+                "/bin/sh",
+                "-c",
+                _SOCKET_ACTIVATION,
+                "ana-headless-xvfb",
+                str(len(self._claim.sockets)),
+                *command,
+            ]
         try:
-            log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                          0o600)
+            log = os.open(
+                self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
+            )
         except OSError as error:
             raise self._directory.cannot_write(error) from error
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
             # up until the child has ended.
-            return spawn(command, env={**os.environ, "XDG_RUNTIME_DIR": self._directory.path},
-                         stdin=null, stdout=log, stderr=log, pass_fds=passed,
-                         new_session=True)
+            return spawn(
+                command,
+                env={**os.environ, "XDG_RUNTIME_DIR": self._directory.path},
+                stdin=null,
+                stdout=log,
+                stderr=log,
+                pass_fds=passed,
+                new_session=True,
+            )
         except OSError as error:
             raise SetupError(f"cannot start {_name(self.kind)}: {error.strerror}") from error
         finally:
@@ -170,8 +192,9 @@ class XServer:
         while not self._received.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             # What the server wrote counts even when we look at it past the deadline.
-            if not select.select([self._ready_pipe], [], [],
-                                 max(remaining, 0.0) if block else 0.0)[0]:
+            if not select.select([self._ready_pipe], [], [], max(remaining, 0.0) if block else 0.0)[
+                0
+            ]:
                 if deadline <= time.monotonic():
                     raise SetupError(f"{name} was not ready within {timeout:g} s (--timeout)")
                 if block:
@@ -192,8 +215,10 @@ class XServer:
     def _confirm(self, number: int) -> None:
         if self._claim:
             if number != self._claim.number:
-                raise SetupError(f"Xvfb started on :{number}, not on the display :"
-                                 f"{self._claim.number} it was given")
+                raise SetupError(
+                    f"Xvfb started on :{number}, not on the display :"
+                    f"{self._claim.number} it was given"
+                )
             return
         self.number = number
         self.listener = check_ownership(self.display, self.pid)
@@ -237,8 +262,10 @@ class XServer:
         if not self.ready:
             from .messages import log  # not on the way to the server's start
 
-            log.info("%s killed while it was still starting: no client had an answer from it",
-                     _name(self.kind))
+            log.info(
+                "%s killed while it was still starting: no client had an answer from it",
+                _name(self.kind),
+            )
         self._kill_group()
 
     def stop(self) -> None:
@@ -261,8 +288,13 @@ class XServer:
 
             try:
                 sh.Command(self.command[0])(
-                    "stop", f"--socket-dirs={self._directory.path}", self.display, _in="",
-                    _timeout=STOP_DEADLINE, _ok_code=list(range(256)))
+                    "stop",
+                    f"--socket-dirs={self._directory.path}",
+                    self.display,
+                    _in="",
+                    _timeout=STOP_DEADLINE,
+                    _ok_code=list(range(256)),
+                )
                 return
             except (sh.CommandNotFound, sh.TimeoutException):
                 pass

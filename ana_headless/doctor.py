@@ -29,21 +29,28 @@ def _next_steps(facts: HostFacts, results: list[ProbeResult], problem: str) -> l
     steps: list[str] = []
     if not (facts.xvfb or facts.xpra):
         steps.append("install a virtual X server: apt-get install xvfb (or xpra)")
-    if any(r.candidate.mode == "server" and not r.ok for r in results) or (
-            problem and not results):
-        steps.append("for the server's own GLX (Mesa llvmpipe): "
-                     "apt-get install libgl1-mesa-dri libglx-mesa0")
+    if any(r.candidate.mode == "server" and not r.ok for r in results) or (problem and not results):
+        steps.append(
+            "for the server's own GLX (Mesa llvmpipe): apt-get install libgl1-mesa-dri libglx-mesa0"
+        )
     if not facts.mesa_dirs:
-        steps.append("for a software Mesa through LD_LIBRARY_PATH, set ANA_HEADLESS_MESA_DIR "
-                     "to the directory holding its libGL.so.1")
+        steps.append(
+            "for a software Mesa through LD_LIBRARY_PATH, set ANA_HEADLESS_MESA_DIR "
+            "to the directory holding its libGL.so.1"
+        )
     if not facts.vglrun:
         steps.append("for GPU rendering, install VirtualGL (vglrun) on a host with a GPU")
     return steps
 
 
 def _result_json(result: ProbeResult) -> dict[str, Any]:
-    return {"ok": result.ok, "accepted": result.accepted, "summary": result.summary(),
-            "report": dict(result.report), "problem": result.problem}
+    return {
+        "ok": result.ok,
+        "accepted": result.accepted,
+        "summary": result.summary(),
+        "report": dict(result.report),
+        "problem": result.problem,
+    }
 
 
 def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
@@ -55,14 +62,24 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
     except UsageError as error:
         options, problem = Options(), str(error)
     facts = gather(env, options.mesa_dir)
-    report: dict[str, Any] = {"version": __version__, "facts": facts.as_dict(),
-                              "server": None, "candidates": [], "skipped": [],
-                              "chosen": None, "problem": problem, "next_steps": []}
+    report: dict[str, Any] = {
+        "version": __version__,
+        "facts": facts.as_dict(),
+        "server": None,
+        "candidates": [],
+        "skipped": [],
+        "chosen": None,
+        "problem": problem,
+        "next_steps": [],
+    }
     results: list[ProbeResult] = []
     try:
         plan = make_plan(facts, options)
-        report["server"] = {"kind": plan.server, "reason": plan.server_reason,
-                            "command": list(plan.server_command.arguments)}
+        report["server"] = {
+            "kind": plan.server,
+            "reason": plan.server_reason,
+            "command": list(plan.server_command.arguments),
+        }
         report["skipped"] = list(plan.skipped)
         with Display(plan, options.screen) as display:
             display_env = display.child_env(env, options.timeout)
@@ -78,14 +95,23 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")
     for result in results:
         candidate = result.candidate
-        report["candidates"].append({
-            "mode": candidate.mode, "reason": candidate.reason,
-            "command_prefix": list(candidate.prefix), "env": dict(candidate.env_patch),
-            "require_hardware": candidate.require_hardware, "probe": _result_json(result)})
+        report["candidates"].append(
+            {
+                "mode": candidate.mode,
+                "reason": candidate.reason,
+                "command_prefix": list(candidate.prefix),
+                "env": dict(candidate.env_patch),
+                "require_hardware": candidate.require_hardware,
+                "probe": _result_json(result),
+            }
+        )
     chosen = next((r for r in results if r.accepted), None)
     if chosen is not None:
-        report["chosen"] = {"mode": chosen.candidate.mode, "renderer": chosen.renderer,
-                            "software": bool(chosen.report.get("software"))}
+        report["chosen"] = {
+            "mode": chosen.candidate.mode,
+            "renderer": chosen.renderer,
+            "software": bool(chosen.report.get("software")),
+        }
     elif not report["problem"]:
         report["problem"] = "no GL candidate works on the virtual display"
     report["next_steps"] = _next_steps(facts, results, report["problem"])
@@ -103,8 +129,10 @@ def render_text(report: Mapping[str, Any]) -> str:
         ("NVIDIA EGL", "yes" if facts["nvidia_egl"] else "no"),
         ("original DISPLAY", facts["original_display"] or "unset"),
         ("VGL_DISPLAY", facts["vgl_display"] or "unset"),
-        ("allocated GPU", "{} ({})".format(*facts["allocated_gpu"]) if facts["allocated_gpu"]
-         else "none"),
+        (
+            "allocated GPU",
+            "{} ({})".format(*facts["allocated_gpu"]) if facts["allocated_gpu"] else "none",
+        ),
     ]
     rows += [(name, value) for name, value in facts["loader"].items()]
     width = max(len(name) for name, _ in rows)
@@ -112,8 +140,11 @@ def render_text(report: Mapping[str, Any]) -> str:
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
     if report["server"]:
         server = report["server"]
-        lines += ["", f"Server: {server['kind']} ({server['reason']})"
-                  + (f", probed on {server['display']}" if "display" in server else "")]
+        lines += [
+            "",
+            f"Server: {server['kind']} ({server['reason']})"
+            + (f", probed on {server['display']}" if "display" in server else ""),
+        ]
     lines += ["", "GL candidates, in the order auto tries them (=> chosen, ok works, -- not used):"]
     chosen_mode = (report["chosen"] or {}).get("mode")
     for candidate in report["candidates"]:
@@ -126,8 +157,10 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines += [f"       env: {k}={v}" for k, v in candidate["env"].items()]
         if candidate["probe"]["accepted"]:
             probe = candidate["probe"]["report"]
-            lines.append(f"       GLX vendor {probe.get('glx_client_vendor')!r}, "
-                         f"OpenGL {probe.get('version')}, direct {probe.get('direct')}")
+            lines.append(
+                f"       GLX vendor {probe.get('glx_client_vendor')!r}, "
+                f"OpenGL {probe.get('version')}, direct {probe.get('direct')}"
+            )
     lines += [f"  -- {why}" for why in report["skipped"]]
     lines.append("")
     if report["chosen"]:

@@ -32,14 +32,16 @@ def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:
 
 def patch_between(base: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str | None]:
     """The patch that turns `base` into `env`: apply_patch(base, patch_between(base, env))."""
-    patch: dict[str, str | None] = {name: value for name, value in env.items()
-                                    if base.get(name) != value}
+    patch: dict[str, str | None] = {
+        name: value for name, value in env.items() if base.get(name) != value
+    }
     patch.update((name, None) for name in base if name not in env)
     return patch
 
 
-def display_patch(display: str, xauthority: str, runtime_dir: str | None,
-                  base: Mapping[str, str]) -> dict[str, str | None]:
+def display_patch(
+    display: str, xauthority: str, runtime_dir: str | None, base: Mapping[str, str]
+) -> dict[str, str | None]:
     """What every child of a virtual display gets (SPEC §3), before its GL mode's own patch."""
     patch: dict[str, str | None] = {
         "DISPLAY": display,

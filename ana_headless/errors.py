@@ -35,8 +35,11 @@ EXIT_STATUSES = (
     ("the child's own", "the child exited normally"),
     ("128+N", "the child was killed by signal N"),
     ("2", "usage error"),
-    ("125", "ana-headless could not give a working headless display or OpenGL; the message "
-            "says what was tried and what each attempt printed"),
+    (
+        "125",
+        "ana-headless could not give a working headless display or OpenGL; the message "
+        "says what was tried and what each attempt printed",
+    ),
     ("126", "the script or program exists but cannot be run"),
     ("127", "the script or program was not found"),
 )

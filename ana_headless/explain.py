@@ -22,16 +22,21 @@ def _lines(lines: Sequence[str]) -> str:
     return "\n".join(_PREFIX + line for line in lines)
 
 
-def describe_plan(plan: Plan, argv: Sequence[str],
-                  known: Sequence[ProbeResult | None] = ()) -> str:
+def describe_plan(plan: Plan, argv: Sequence[str], known: Sequence[ProbeResult | None] = ()) -> str:
     """The plan; `known` holds, per candidate, its cached probe result if there is one."""
     command = plan.server_command
-    lines = [f"server: {plan.server} ({plan.server_reason})",
-             f"server command: {' '.join(command.arguments)}",
-             "  " + ("on a display claimed for it, whose sockets it is given"
-                     if command.takes_sockets else "it picks a free display itself")
-             + "; {braces}: filled in at its start",
-             "GL candidates, in order:"]
+    lines = [
+        f"server: {plan.server} ({plan.server_reason})",
+        f"server command: {' '.join(command.arguments)}",
+        "  "
+        + (
+            "on a display claimed for it, whose sockets it is given"
+            if command.takes_sockets
+            else "it picks a free display itself"
+        )
+        + "; {braces}: filled in at its start",
+        "GL candidates, in order:",
+    ]
     for number, candidate in enumerate(plan.candidates, 1):
         condition = " if its renderer is hardware" if candidate.require_hardware else ""
         lines.append(f"  {number}. {candidate.mode}{condition}: {candidate.reason}")
@@ -40,28 +45,41 @@ def describe_plan(plan: Plan, argv: Sequence[str],
         for name, value in candidate.env_patch.items():
             lines.append(f"     env: {name}={value}" if value is not None else f"     env: -{name}")
         result = known[number - 1] if number <= len(known) else None
-        lines.append(f"     probe: {result.summary()}" if result else
-                     "     probe: needed (nothing cached for these facts)")
+        lines.append(
+            f"     probe: {result.summary()}"
+            if result
+            else "     probe: needed (nothing cached for these facts)"
+        )
     lines.extend(f"  not a candidate: {why}" for why in plan.skipped)
-    lines.append("candidates are tried in order until one is accepted; a cached probe is "
-                 "reused while the facts it depends on are unchanged")
+    lines.append(
+        "candidates are tried in order until one is accepted; a cached probe is "
+        "reused while the facts it depends on are unchanged"
+    )
     lines.append(f"command: {shlex.join(argv)}")
     return _lines(lines)
 
 
 def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
     """The variables that differ between what we inherited and what the child gets."""
-    return [f"{name}={value}" if value is not None else f"-{name}"
-            for name, value in sorted(patch_between(base, env).items())]
+    return [
+        f"{name}={value}" if value is not None else f"-{name}"
+        for name, value in sorted(patch_between(base, env).items())
+    ]
 
 
-def describe_setup(setup: Setup, display: Display, command: Sequence[str],
-                   base: Mapping[str, str]) -> str:
+def describe_setup(
+    setup: Setup, display: Display, command: Sequence[str], base: Mapping[str, str]
+) -> str:
     server = display.server
-    state = ("ready" if server.ready else
-             "still starting: the child's first connection waits until it is ready")
-    lines = [f"display {server.display} ({server.kind} pid {server.pid}, {state})",
-             f"server command: {shlex.join(server.command)}"]
+    state = (
+        "ready"
+        if server.ready
+        else "still starting: the child's first connection waits until it is ready"
+    )
+    lines = [
+        f"display {server.display} ({server.kind} pid {server.pid}, {state})",
+        f"server command: {shlex.join(server.command)}",
+    ]
     lines.extend(f"probe {attempt.summary()}" for attempt in setup.attempts)
     lines.append("child environment changes:")
     lines.extend(f"  {change}" for change in env_changes(base, setup.env))

@@ -24,21 +24,50 @@ _NVIDIA_EGL_VENDOR_FILES = (
 )
 # Loader variables that already steer GL in the inherited environment: reported, since a
 # user's LD_PRELOAD or vendor override can explain a surprising renderer.
-LOADER_VARIABLES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "__GLX_VENDOR_LIBRARY_NAME",
-                    "__EGL_VENDOR_LIBRARY_FILENAMES", "LIBGL_ALWAYS_SOFTWARE", "GALLIUM_DRIVER")
+LOADER_VARIABLES = (
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "__GLX_VENDOR_LIBRARY_NAME",
+    "__EGL_VENDOR_LIBRARY_FILENAMES",
+    "LIBGL_ALWAYS_SOFTWARE",
+    "GALLIUM_DRIVER",
+)
 
 
 class HostFacts(Record):
-    __slots__ = ("allocated_gpu", "egl_devices", "given_mesa_dir", "loader", "mesa_dirs",
-                 "nvidia_egl", "original_display", "setpriv", "vgl_display", "vglrun", "xpra",
-                 "xvfb", "xvfb_takes_sockets")
+    __slots__ = (
+        "allocated_gpu",
+        "egl_devices",
+        "given_mesa_dir",
+        "loader",
+        "mesa_dirs",
+        "nvidia_egl",
+        "original_display",
+        "setpriv",
+        "vgl_display",
+        "vglrun",
+        "xpra",
+        "xvfb",
+        "xvfb_takes_sockets",
+    )
 
-    def __init__(self, *, xvfb: str | None, xpra: str | None, vglrun: str | None,
-                 mesa_dirs: tuple[str, ...], egl_devices: tuple[str, ...], nvidia_egl: bool,
-                 original_display: str | None, vgl_display: str | None,
-                 loader: Mapping[str, str] | None = None, xvfb_takes_sockets: bool = False,
-                 setpriv: str | None = None, given_mesa_dir: str | None = None,
-                 allocated_gpu: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        xvfb: str | None,
+        xpra: str | None,
+        vglrun: str | None,
+        mesa_dirs: tuple[str, ...],
+        egl_devices: tuple[str, ...],
+        nvidia_egl: bool,
+        original_display: str | None,
+        vgl_display: str | None,
+        loader: Mapping[str, str] | None = None,
+        xvfb_takes_sockets: bool = False,
+        setpriv: str | None = None,
+        given_mesa_dir: str | None = None,
+        allocated_gpu: tuple[str, str] | None = None,
+    ) -> None:
         self.xvfb = xvfb
         # Whether that Xvfb takes a claimed display's sockets by socket activation.
         self.xvfb_takes_sockets = xvfb_takes_sockets
@@ -65,8 +94,10 @@ def supports_socket_activation(server_binary: str) -> bool:
     import mmap  # mapped, the file's pages are searched in place: no 2 MB copy to allocate
 
     try:
-        with open(server_binary, "rb") as binary, mmap.mmap(
-                binary.fileno(), 0, prot=mmap.PROT_READ) as mapped:
+        with (
+            open(server_binary, "rb") as binary,
+            mmap.mmap(binary.fileno(), 0, prot=mmap.PROT_READ) as mapped,
+        ):
             return mapped.find(b"sd_listen_fds") >= 0
     except (OSError, ValueError):
         return False
@@ -75,7 +106,8 @@ def supports_socket_activation(server_binary: str) -> bool:
 def which(program: str, path: str | None = None) -> str | None:
     """Like shutil.which, without importing shutil."""
     for directory in (path if path is not None else os.environ.get("PATH", os.defpath)).split(
-            os.pathsep):
+        os.pathsep
+    ):
         candidate = os.path.join(directory or ".", program)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
@@ -131,8 +163,9 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
         vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),
         given_mesa_dir=os.path.realpath(mesa_dir) if mesa_dir and has_libgl(mesa_dir) else None,
-        egl_devices=tuple(path for path in _expand("/dev/dri/*")
-                          if os.path.basename(path).startswith("renderD")),
+        egl_devices=tuple(
+            path for path in _expand("/dev/dri/*") if os.path.basename(path).startswith("renderD")
+        ),
         nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES),
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,

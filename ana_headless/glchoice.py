@@ -25,30 +25,40 @@ class Setup(Record):
 
     __slots__ = ("attempts", "chosen", "env", "prefix")
 
-    def __init__(self, *, env: dict[str, str], prefix: tuple[str, ...], chosen: ProbeResult,
-                 attempts: tuple[ProbeResult, ...]) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        prefix: tuple[str, ...],
+        chosen: ProbeResult,
+        attempts: tuple[ProbeResult, ...],
+    ) -> None:
         self.env = env
         self.prefix = prefix
         self.chosen = chosen
         self.attempts = attempts
 
 
-def probe_key_for(plan: Plan, options: Options, candidate: Candidate,
-                  base_env: Mapping[str, str]) -> str:
-    return probe_key(candidate, base_env, plan.server_command.binary, options.screen.depth,
-                     PROBE_SCRIPT)
+def probe_key_for(
+    plan: Plan, options: Options, candidate: Candidate, base_env: Mapping[str, str]
+) -> str:
+    return probe_key(
+        candidate, base_env, plan.server_command.binary, options.screen.depth, PROBE_SCRIPT
+    )
 
 
-def cached_results(plan: Plan, options: Options,
-                   base_env: Mapping[str, str]) -> list[ProbeResult | None]:
+def cached_results(
+    plan: Plan, options: Options, base_env: Mapping[str, str]
+) -> list[ProbeResult | None]:
     """Per candidate, the probe result the cache holds for the present facts, if any."""
     cache = ProbeCache(cache_path(base_env))
-    return [cached(candidate, cache, probe_key_for(plan, options, candidate, base_env))
-            for candidate in plan.candidates]
+    return [
+        cached(candidate, cache, probe_key_for(plan, options, candidate, base_env))
+        for candidate in plan.candidates
+    ]
 
 
-def choose_gl(display: Display, plan: Plan, options: Options,
-              base_env: Mapping[str, str]) -> Setup:
+def choose_gl(display: Display, plan: Plan, options: Options, base_env: Mapping[str, str]) -> Setup:
     """The plan's first accepted GL candidate, from the probe cache alone when it can tell
     (the server may then still be starting), else from probes on the ready server."""
     display_env = display.child_env(base_env, options.timeout)
@@ -67,9 +77,12 @@ def choose_gl(display: Display, plan: Plan, options: Options,
     for attempt in attempts:
         log.info("GL %s", attempt.summary())
     if chosen is None:
-        raise SetupError("no working OpenGL on the virtual display",
-                         details="\n".join(a.summary() for a in attempts))
-    env = apply_patch(display_env, {**chosen.candidate.env_patch,
-                                    **gl_patch(chosen.candidate.mode, chosen.renderer)})
-    return Setup(env=env, prefix=chosen.candidate.prefix, chosen=chosen,
-                 attempts=tuple(attempts))
+        raise SetupError(
+            "no working OpenGL on the virtual display",
+            details="\n".join(a.summary() for a in attempts),
+        )
+    env = apply_patch(
+        display_env,
+        {**chosen.candidate.env_patch, **gl_patch(chosen.candidate.mode, chosen.renderer)},
+    )
+    return Setup(env=env, prefix=chosen.candidate.prefix, chosen=chosen, attempts=tuple(attempts))

@@ -83,15 +83,28 @@ def probe() -> None:
     x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
     x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
     gl.glXChooseFBConfig.restype = ctypes.POINTER(ctypes.c_void_p)
-    gl.glXChooseFBConfig.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
-                                     ctypes.POINTER(ctypes.c_int)]
+    gl.glXChooseFBConfig.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_int),
+    ]
     gl.glXCreatePbuffer.restype = ctypes.c_ulong
     gl.glXCreatePbuffer.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     gl.glXCreateNewContext.restype = ctypes.c_void_p
-    gl.glXCreateNewContext.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                       ctypes.c_void_p, ctypes.c_int]
-    gl.glXMakeContextCurrent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong,
-                                         ctypes.c_void_p]
+    gl.glXCreateNewContext.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_int,
+    ]
+    gl.glXMakeContextCurrent.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+    ]
     gl.glXIsDirect.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     gl.glXGetClientString.restype = ctypes.c_char_p
     gl.glXGetClientString.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -100,8 +113,15 @@ def probe() -> None:
     gl.glGetString.restype = ctypes.c_char_p
     gl.glGetString.argtypes = [ctypes.c_uint]
     gl.glClearColor.argtypes = [ctypes.c_float] * 4
-    gl.glReadPixels.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
+    gl.glReadPixels.argtypes = [
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+    ]
 
     dpy = x11.XOpenDisplay(None)
     if not dpy:
@@ -111,14 +131,27 @@ def probe() -> None:
     result["glx_server_vendor"] = (gl.glXQueryServerString(dpy, screen, GLX_VENDOR) or b"").decode()
     count = ctypes.c_int(0)
     configs = gl.glXChooseFBConfig(
-        dpy, screen,
-        _int_list(GLX_DRAWABLE_TYPE, GLX_PBUFFER_BIT, GLX_RENDER_TYPE, GLX_RGBA_BIT,
-                  GLX_RED_SIZE, 8, GLX_GREEN_SIZE, 8, GLX_BLUE_SIZE, 8),
-        ctypes.byref(count))
+        dpy,
+        screen,
+        _int_list(
+            GLX_DRAWABLE_TYPE,
+            GLX_PBUFFER_BIT,
+            GLX_RENDER_TYPE,
+            GLX_RGBA_BIT,
+            GLX_RED_SIZE,
+            8,
+            GLX_GREEN_SIZE,
+            8,
+            GLX_BLUE_SIZE,
+            8,
+        ),
+        ctypes.byref(count),
+    )
     if not configs or count.value == 0:
         _fail(result, "no GLX framebuffer configuration (is GLX missing on this display?)")
-    pbuffer = gl.glXCreatePbuffer(dpy, configs[0], _int_list(GLX_PBUFFER_WIDTH, 8,
-                                                              GLX_PBUFFER_HEIGHT, 8))
+    pbuffer = gl.glXCreatePbuffer(
+        dpy, configs[0], _int_list(GLX_PBUFFER_WIDTH, 8, GLX_PBUFFER_HEIGHT, 8)
+    )
     context = gl.glXCreateNewContext(dpy, configs[0], GLX_RGBA_TYPE, None, 1)
     if not pbuffer or not context:
         _fail(result, "cannot create a GLX pbuffer and context")

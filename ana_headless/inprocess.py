@@ -40,8 +40,9 @@ class Loaded:
         return bool(self.gl_libraries or self.qt_gui_modules or self.qt_application)
 
     def describe(self) -> str:
-        reasons = [f"OpenGL library {os.path.basename(lib)} is loaded"
-                   for lib in self.gl_libraries[:2]]
+        reasons = [
+            f"OpenGL library {os.path.basename(lib)} is loaded" for lib in self.gl_libraries[:2]
+        ]
         reasons += [f"{module} is imported" for module in self.qt_gui_modules[:2]]
         if self.qt_application:
             reasons.append("a Qt application object exists")
@@ -60,11 +61,13 @@ def _qt_application(modules: Mapping[str, object]) -> str | None:
 
 def what_is_loaded() -> Loaded:
     modules = dict(sys.modules)
-    qt_gui = tuple(name for name in modules
-                   if name.split(".")[0] in _QT_BINDINGS
-                   and name.split(".")[-1] in ("QtGui", "QtWidgets", "QtOpenGL"))
-    return Loaded(tuple(mapped_libraries(_GL_LIBRARY_PREFIXES)), qt_gui,
-                  _qt_application(modules))
+    qt_gui = tuple(
+        name
+        for name in modules
+        if name.split(".")[0] in _QT_BINDINGS
+        and name.split(".")[-1] in ("QtGui", "QtWidgets", "QtOpenGL")
+    )
+    return Loaded(tuple(mapped_libraries(_GL_LIBRARY_PREFIXES)), qt_gui, _qt_application(modules))
 
 
 def already_headless(env: Mapping[str, str]) -> bool:
@@ -100,12 +103,21 @@ def reexec_command(orig_argv: Sequence[str], launcher_options: Sequence[str]) ->
     # package's directory instead, as the directory of an installed ana-headless script would
     # (which also lets the launcher import this package if this process found it through a
     # sys.path it changed itself).
-    bootstrap = (f"import sys; sys.path[:1] = [{package_parent!r}]"
-                 " + ([] if sys.path[:1] == [''] else sys.path[:1]); "
-                 "from ana_headless.cli import main; "
-                 "main(args=sys.argv[1:], prog_name='ana-headless')")
-    return [sys.executable, "-c", bootstrap, "exec", *launcher_options,
-            sys.executable, *orig_argv[1:]]
+    bootstrap = (
+        f"import sys; sys.path[:1] = [{package_parent!r}]"
+        " + ([] if sys.path[:1] == [''] else sys.path[:1]); "
+        "from ana_headless.cli import main; "
+        "main(args=sys.argv[1:], prog_name='ana-headless')"
+    )
+    return [
+        sys.executable,
+        "-c",
+        bootstrap,
+        "exec",
+        *launcher_options,
+        sys.executable,
+        *orig_argv[1:],
+    ]
 
 
 def reexec(command: Sequence[str], env: Mapping[str, str]) -> NoReturn:
@@ -139,6 +151,8 @@ def keep_until_exit(stop: Callable[[], None]) -> None:
 
 def loop_guard(env: Mapping[str, str]) -> None:
     if env.get(REEXEC_VAR):
-        raise HeadlessError("this process was already re-executed under ana-headless and "
-                            "still has no virtual display; run it with `ana-headless run` "
-                            "and -v to see why")
+        raise HeadlessError(
+            "this process was already re-executed under ana-headless and "
+            "still has no virtual display; run it with `ana-headless run` "
+            "and -v to see why"
+        )

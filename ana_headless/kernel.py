@@ -51,8 +51,9 @@ def _spec_manager() -> Any:
     try:
         from jupyter_client.kernelspec import KernelSpecManager
     except ImportError as error:
-        raise KernelError(f"jupyter_client is not installed in {sys.executable} "
-                          f"({INSTALL_HINT})") from error
+        raise KernelError(
+            f"jupyter_client is not installed in {sys.executable} ({INSTALL_HINT})"
+        ) from error
     return KernelSpecManager()
 
 
@@ -64,16 +65,23 @@ def kernel_argv(kernel_command: list[str], gl: str | None) -> list[str]:
     return [*launcher, *kernel_command]
 
 
-def install(name: str, *, gl: str | None = None, display_name: str | None = None,
-            user: bool = False, prefix: str | None = None) -> str:
+def install(
+    name: str,
+    *,
+    gl: str | None = None,
+    display_name: str | None = None,
+    user: bool = False,
+    prefix: str | None = None,
+) -> str:
     """Write the kernelspec: for this user, under `prefix`, or system-wide (as `jupyter
     kernelspec install` does); the directory it went to."""
     manager = _spec_manager()
     try:
         from ipykernel import kernelspec
     except ImportError as error:
-        raise KernelError(f"ipykernel is not installed in {sys.executable} ({INSTALL_HINT})"
-                          ) from error
+        raise KernelError(
+            f"ipykernel is not installed in {sys.executable} ({INSTALL_HINT})"
+        ) from error
     spec = kernelspec.get_kernel_dict()
     mode = f", {gl}" if gl else ""
     overrides = {
@@ -84,17 +92,20 @@ def install(name: str, *, gl: str | None = None, display_name: str | None = None
     }
     with tempfile.TemporaryDirectory() as staging:
         # Staged under a fixed name: the kernel's name is checked by Jupyter, not by a path.
-        source = kernelspec.write_kernel_spec(os.path.join(staging, "spec"),
-                                              overrides=overrides)
+        source = kernelspec.write_kernel_spec(os.path.join(staging, "spec"), overrides=overrides)
         try:
             return str(manager.install_kernel_spec(source, name, user=user, prefix=prefix))
         except ValueError as error:
             raise UsageError(f"--name {name!r}: {error}") from error
         except OSError as error:
-            where = "" if user or prefix else " (system-wide; --user or --sys-prefix install " \
-                                              "where you can write)"
-            raise KernelError(f"cannot install the kernel {name!r}: {error.strerror}: "
-                              f"{error.filename}{where}") from error
+            where = (
+                ""
+                if user or prefix
+                else " (system-wide; --user or --sys-prefix install where you can write)"
+            )
+            raise KernelError(
+                f"cannot install the kernel {name!r}: {error.strerror}: {error.filename}{where}"
+            ) from error
 
 
 def installed(manager: Any = None) -> list[InstalledKernel]:
@@ -104,9 +115,14 @@ def installed(manager: Any = None) -> list[InstalledKernel]:
         spec = entry.get("spec", {})
         ours = spec.get("metadata", {}).get(METADATA_KEY)
         if isinstance(ours, dict):
-            kernels.append(InstalledKernel(name, str(ours.get("gl", "auto")),
-                                           str(spec.get("display_name", name)),
-                                           str(entry["resource_dir"])))
+            kernels.append(
+                InstalledKernel(
+                    name,
+                    str(ours.get("gl", "auto")),
+                    str(spec.get("display_name", name)),
+                    str(entry["resource_dir"]),
+                )
+            )
     return kernels
 
 
@@ -117,12 +133,16 @@ def remove(name: str) -> str:
     key = name.lower()
     if key not in {kernel.name for kernel in installed(manager)}:
         if key in manager.find_kernel_specs():
-            raise KernelError(f"the kernel {name!r} was not installed by ana-headless "
-                              "(`jupyter kernelspec remove` removes it)")
-        raise KernelError(f"no ana-headless kernel named {name!r} (`ana-headless kernel "
-                          "list` shows them)")
+            raise KernelError(
+                f"the kernel {name!r} was not installed by ana-headless "
+                "(`jupyter kernelspec remove` removes it)"
+            )
+        raise KernelError(
+            f"no ana-headless kernel named {name!r} (`ana-headless kernel list` shows them)"
+        )
     try:
         return str(manager.remove_kernel_spec(key))
     except OSError as error:
-        raise KernelError(f"cannot remove the kernel {name!r}: {error.strerror}: "
-                          f"{error.filename}") from error
+        raise KernelError(
+            f"cannot remove the kernel {name!r}: {error.strerror}: {error.filename}"
+        ) from error

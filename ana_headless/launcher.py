@@ -67,8 +67,12 @@ class AbortOnSignals:
     def _abort(signum: int, _frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         for sig, handler in self._previous.items():
             signals.signal(sig, handler)
 
@@ -99,8 +103,9 @@ def _from_terminal(info: struct_siginfo, child: int) -> bool:
         return False
 
 
-def _start_child(argv: Sequence[str], env: Mapping[str, str], sigmask: set[int],
-                 watcher: Watcher) -> int:
+def _start_child(
+    argv: Sequence[str], env: Mapping[str, str], sigmask: set[int], watcher: Watcher
+) -> int:
     try:
         child = spawn(argv, env=env, sigmask=sigmask, reset_signals=PYTHON_IGNORED)
     except OSError as error:
@@ -158,25 +163,36 @@ def supervise(argv: Sequence[str], setup: Setup, display: Display, timeout: floa
         signals.pthread_sigmask(signals.SIG_SETMASK, previous_mask)
 
 
-def launch(argv: Sequence[str], options: Options, *, explain: bool = False,
-           dry_run: bool = False, early: tuple[Plan, Display] | None = None) -> int:
+def launch(
+    argv: Sequence[str],
+    options: Options,
+    *,
+    explain: bool = False,
+    dry_run: bool = False,
+    early: tuple[Plan, Display] | None = None,
+) -> int:
     """The whole of `run` and `exec`: returns the exit status of SPEC §4. `early`: the plan,
     and its display already starting (see entry.py)."""
     base_env = dict(os.environ)
     plan, display = early or (
-        make_plan(host_facts.gather(base_env, options.mesa_dir), options), None)
+        make_plan(host_facts.gather(base_env, options.mesa_dir), options),
+        None,
+    )
     if explain or dry_run:
         from .explain import describe_plan
         from .glchoice import cached_results
 
-        print(describe_plan(plan, argv, cached_results(plan, options, base_env)),
-              file=sys.stderr)
+        print(describe_plan(plan, argv, cached_results(plan, options, base_env)), file=sys.stderr)
         if dry_run:
             return 0
     try:
         with AbortOnSignals():
-            log.info("starting %s (screen %s)%s", plan.server, options.screen,
-                     ", begun before the launcher was loaded" if display else "")
+            log.info(
+                "starting %s (screen %s)%s",
+                plan.server,
+                options.screen,
+                ", begun before the launcher was loaded" if display else "",
+            )
             if display is None:
                 display = Display(plan, options.screen)
             # With a cached GL choice, the child starts while the server initialises.
@@ -199,12 +215,14 @@ def execute(request: Request, early: tuple[Plan, Display] | None = None) -> int:
         if not sys.platform.startswith("linux"):
             raise HeadlessError(f"ana-headless runs on Linux (X11) only, not on {sys.platform}")
         argv = list(request.argv)
-        argv[0] = check_runnable(argv[0], python_script=False,
-                                 path=os.environ.get("PATH", os.defpath))
+        argv[0] = check_runnable(
+            argv[0], python_script=False, path=os.environ.get("PATH", os.defpath)
+        )
         if request.script is not None:
             check_runnable(request.script, python_script=True, path="")
-        return launch(argv, request.options, explain=request.explain,
-                      dry_run=request.dry_run, early=early)
+        return launch(
+            argv, request.options, explain=request.explain, dry_run=request.dry_run, early=early
+        )
     except HeadlessError as error:
         report(error, request.verbose)
         return error.exit_status
@@ -212,8 +230,10 @@ def execute(request: Request, early: tuple[Plan, Display] | None = None) -> int:
         return 128 + signals.SIGINT
     except Exception as error:
         # A bug of ours: still one line (the traceback behind -vv), and nothing left behind.
-        report(HeadlessError(f"internal error: {error!r} (run with -vv for the traceback)"),
-               request.verbose)
+        report(
+            HeadlessError(f"internal error: {error!r} (run with -vv for the traceback)"),
+            request.verbose,
+        )
         return HeadlessError.exit_status
 
 

@@ -27,6 +27,7 @@ from .errors import SetupError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal
+
     signals = signal
     from collections.abc import Callable, Iterable, Mapping, Sequence
 else:
@@ -90,28 +91,42 @@ def _fd_placement(wanted: Mapping[int, int]) -> list[tuple[int, ...]]:
     involved, so that placing one cannot overwrite another that is still to be placed."""
     scratch = max([*wanted, *wanted.values()]) + 1
     copies = {target: scratch + index for index, target in enumerate(wanted)}
-    actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, wanted[target], copy)
-                                      for target, copy in copies.items()]
+    actions: list[tuple[int, ...]] = [
+        (os.POSIX_SPAWN_DUP2, wanted[target], copy) for target, copy in copies.items()
+    ]
     actions += [(os.POSIX_SPAWN_DUP2, copy, target) for target, copy in copies.items()]
     actions += [(os.POSIX_SPAWN_CLOSE, copy) for copy in copies.values()]
     return actions
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-          stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-          pass_fds: Sequence[int] = (), new_session: bool = False,
-          sigmask: Iterable[int] = (), reset_signals: Sequence[int] = _RESET_SIGNALS) -> int:
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    pass_fds: Sequence[int] = (),
+    new_session: bool = False,
+    sigmask: Iterable[int] = (),
+    reset_signals: Sequence[int] = _RESET_SIGNALS,
+) -> int:
     """Start a process with posix_spawn (no fork of this interpreter); return its pid.
 
     The fds in `pass_fds` become its fds 3, 4, ... in that order; it also inherits every
     inheritable fd of ours (those our own parent gave us). OSError when it cannot be run.
     """
-    wanted = {target: fd for target, fd in ((0, stdin), (1, stdout), (2, stderr))
-              if fd is not None}
+    wanted = {target: fd for target, fd in ((0, stdin), (1, stdout), (2, stderr)) if fd is not None}
     wanted.update((3 + index, fd) for index, fd in enumerate(pass_fds))
-    return os.posix_spawnp(argv[0], list(argv), dict(env if env is not None else os.environ),
-                           file_actions=_fd_placement(wanted) if wanted else (),
-                           setsid=new_session, setsigmask=sigmask, setsigdef=reset_signals)
+    return os.posix_spawnp(
+        argv[0],
+        list(argv),
+        dict(env if env is not None else os.environ),
+        file_actions=_fd_placement(wanted) if wanted else (),
+        setsid=new_session,
+        setsigmask=sigmask,
+        setsigdef=reset_signals,
+    )
 
 
 def exited(pid: int, timeout: float | None) -> bool:
@@ -164,8 +179,10 @@ class PrivateDirectory:
 
     def cannot_write(self, error: OSError) -> SetupError:
         """The error for a private file that cannot be made: it names the directory to fix."""
-        return SetupError(f"cannot make the display's private files in {self.parent}: "
-                          f"{error.strerror} (TMPDIR chooses another directory)")
+        return SetupError(
+            f"cannot make the display's private files in {self.parent}: "
+            f"{error.strerror} (TMPDIR chooses another directory)"
+        )
 
     def remove(self) -> None:
         remove_tree(self.path)
@@ -180,7 +197,9 @@ class Watcher:
         try:
             self._watcher: int | None = spawn(
                 ["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", directory],
-                stdin=read_end, new_session=True)
+                stdin=read_end,
+                new_session=True,
+            )
         except BaseException:
             os.close(self._pipe)
             raise

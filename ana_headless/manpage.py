@@ -60,8 +60,9 @@ SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1), pytest(1), jup
 def _escape(text: str) -> str:
     text = text.replace("\\", "\\e").replace("-", "\\-")
     # A line starting with . or ' would be read as a roff request.
-    return "\n".join("\\&" + line if line.startswith((".", "'")) else line
-                     for line in text.splitlines())
+    return "\n".join(
+        "\\&" + line if line.startswith((".", "'")) else line for line in text.splitlines()
+    )
 
 
 def _paragraphs(text: str) -> str:
@@ -92,42 +93,59 @@ def render() -> str:
         out += [".br", f"\\fBana\\-headless\\fR {_escape(form)}"]
     out += [".SH DESCRIPTION", _paragraphs(main.help or "")]
     run = main.commands["run"]
-    out += [".SH OPTIONS",
-            "\\fBrun\\fR and \\fBexec\\fR take these options, before SCRIPT, MODULE or PROGRAM "
-            "(\\fB\\-m\\fR and \\fB\\-\\-python\\fR are for \\fBrun\\fR only). "
-            "Everything after SCRIPT, MODULE or PROGRAM is the child's, untouched.",
-            *_option_lines(run, click.Context(run, info_name="run", parent=ctx))]
+    out += [
+        ".SH OPTIONS",
+        "\\fBrun\\fR and \\fBexec\\fR take these options, before SCRIPT, MODULE or PROGRAM "
+        "(\\fB\\-m\\fR and \\fB\\-\\-python\\fR are for \\fBrun\\fR only). "
+        "Everything after SCRIPT, MODULE or PROGRAM is the child's, untouched.",
+        *_option_lines(run, click.Context(run, info_name="run", parent=ctx)),
+    ]
     doctor = main.commands["doctor"]
-    out += [".SS ana\\-headless doctor", _paragraphs(doctor.help or ""),
-            *_option_lines(doctor, click.Context(doctor, info_name="doctor", parent=ctx))]
+    out += [
+        ".SS ana\\-headless doctor",
+        _paragraphs(doctor.help or ""),
+        *_option_lines(doctor, click.Context(doctor, info_name="doctor", parent=ctx)),
+    ]
     kernel = main.commands["kernel"]
     assert isinstance(kernel, click.Group)
     kernel_ctx = click.Context(kernel, info_name="kernel", parent=ctx)
     out += [".SS ana\\-headless kernel", _paragraphs(kernel.help or "")]
     for name, command in kernel.commands.items():
-        out += [f".SS ana\\-headless kernel {name}", _paragraphs(command.help or ""),
-                *_option_lines(command, click.Context(command, info_name=name,
-                                                      parent=kernel_ctx))]
+        out += [
+            f".SS ana\\-headless kernel {name}",
+            _paragraphs(command.help or ""),
+            *_option_lines(command, click.Context(command, info_name=name, parent=kernel_ctx)),
+        ]
     out += [".SH PYTEST PLUGIN", _paragraphs(PYTEST_PLUGIN)]
-    out += [".SH ENVIRONMENT",
-            "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
-            "in its description above.",
-            ".TP", f"\\fB{CACHE_VAR}\\fR",
-            "Where GL probe results are cached (default "
-            f"~/.cache/ana\\-headless/{_escape(CACHE_FILE)}, in Python's marshal format); "
-            "0 or /dev/null turns the cache off. A result is reused only while the candidate, "
-            "the loader variables, the screen depth and the files involved are unchanged. The "
-            "file is used only as a regular file of the user's, in a directory nobody else can "
-            "write to.",
-            ".PP", "The child gets:"]
+    out += [
+        ".SH ENVIRONMENT",
+        "Each option of \\fBrun\\fR and \\fBexec\\fR is also read from the variable named "
+        "in its description above.",
+        ".TP",
+        f"\\fB{CACHE_VAR}\\fR",
+        "Where GL probe results are cached (default "
+        f"~/.cache/ana\\-headless/{_escape(CACHE_FILE)}, in Python's marshal format); "
+        "0 or /dev/null turns the cache off. A result is reused only while the candidate, "
+        "the loader variables, the screen depth and the files involved are unchanged. The "
+        "file is used only as a regular file of the user's, in a directory nobody else can "
+        "write to.",
+        ".PP",
+        "The child gets:",
+    ]
     for variable, meaning in CHILD_ENVIRONMENT:
         out += [".TP", f"\\fB{_escape(variable)}\\fR", _escape(meaning)]
     out += [".SH EXIT STATUS"]
     for status, meaning in EXIT_STATUSES:
         out += [".TP", f"\\fB{_escape(status)}\\fR", _escape(meaning)]
     examples = EXAMPLES.replace("\b\n", "").split("\n", 2)[2]
-    out += [".SH EXAMPLES", ".nf", _escape(examples.rstrip()), ".fi",
-            ".SH SEE ALSO", _escape(SEE_ALSO)]
+    out += [
+        ".SH EXAMPLES",
+        ".nf",
+        _escape(examples.rstrip()),
+        ".fi",
+        ".SH SEE ALSO",
+        _escape(SEE_ALSO),
+    ]
     return "\n".join(line for line in out if line) + "\n"
 
 

@@ -62,8 +62,10 @@ class Screen:
             width, height, depth = map(int, parts)
             if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and depth in VALID_DEPTHS:
                 return cls(width, height, depth)
-        raise ValueError(f"{text!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one "
-                         f"of {', '.join(map(str, VALID_DEPTHS))}.")
+        raise ValueError(
+            f"{text!r} is not WxHxD with W and H from 1 to {MAX_SIDE} and D one "
+            f"of {', '.join(map(str, VALID_DEPTHS))}."
+        )
 
 
 class OptionSpec(Record):
@@ -71,13 +73,31 @@ class OptionSpec(Record):
     directory), screen (WxHxD), seconds (a number in (0, MAX_TIMEOUT]), switch (--x/--no-x), flag,
     count."""
 
-    __slots__ = ("choices", "default", "dest", "envvar", "flags", "help", "kind", "metavar",
-                 "run_only")
+    __slots__ = (
+        "choices",
+        "default",
+        "dest",
+        "envvar",
+        "flags",
+        "help",
+        "kind",
+        "metavar",
+        "run_only",
+    )
 
-    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, help: str, *,
-                 envvar: str | None = None, choices: tuple[str, ...] = (),
-                 default: object = None, metavar: str | None = None,
-                 run_only: bool = False) -> None:
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        kind: str,
+        help: str,
+        *,
+        envvar: str | None = None,
+        choices: tuple[str, ...] = (),
+        default: object = None,
+        metavar: str | None = None,
+        run_only: bool = False,
+    ) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
@@ -90,60 +110,140 @@ class OptionSpec(Record):
 
 
 SPECS = (
-    OptionSpec(("--gl",), "gl", "choice", envvar="ANA_HEADLESS_GL", choices=GL_MODES,
-               default="auto",
-               help="How the child gets OpenGL: virtualgl (vglrun on a GPU), mesa (a software "
-                    "libGL.so.1 first on LD_LIBRARY_PATH), server (the virtual server's own "
-                    "GLX), or auto: the best that a probe shows working."),
-    OptionSpec(("--vgl-display",), "vgl_display", "text", envvar="VGL_DISPLAY",
-               metavar="DISPLAY|egl|DEVICE",
-               help="Where VirtualGL renders: a 3D X server, egl, or a DRI device. Default: "
-                    "in a SLURM job given a GPU, that GPU's DRI card; else the original "
-                    "DISPLAY if it is a 3D X server, else egl."),
-    OptionSpec(("--mesa-dir",), "mesa_dir", "dir", envvar="ANA_HEADLESS_MESA_DIR",
-               metavar="DIR",
-               help="Directory holding the software Mesa libGL.so.1 (default: searched in "
-                    "/usr/local/lib/mesa and similar, and conda's mesalib/lib)."),
-    OptionSpec(("--server",), "server", "choice", envvar="ANA_HEADLESS_SERVER",
-               choices=SERVERS, default="auto",
-               help="The virtual X server: auto means Xvfb, else xpra."),
-    OptionSpec(("--virtualgl", "--no-virtualgl"), "allow_virtualgl", "switch",
-               envvar="ANA_HEADLESS_ALLOW_VIRTUALGL", default=True,
-               help="--no-virtualgl never uses VirtualGL (Anatomist's allow_virtualgl)."),
-    OptionSpec(("--force-virtualgl",), "force_virtualgl", "flag", default=False,
-               help="Use VirtualGL whenever its probe works, even on a software renderer "
-                    "(Anatomist's force_virtualgl)."),
-    OptionSpec(("--screen",), "screen", "screen", envvar="ANA_HEADLESS_SCREEN",
-               default=DEFAULT_SCREEN, metavar="WxHxD",
-               help="Size and depth of the virtual screen."),
-    OptionSpec(("--timeout",), "timeout", "seconds", envvar="ANA_HEADLESS_TIMEOUT",
-               default=DEFAULT_TIMEOUT, metavar="SECONDS",
-               help="The longest wait for the virtual server to be ready (more than 0, at "
-                    f"most {MAX_TIMEOUT:g})."),
-    OptionSpec(("-v", "--verbose"), "verbose", "count", default=0,
-               help="Say what is set up (repeat for more detail and tracebacks)."),
+    OptionSpec(
+        ("--gl",),
+        "gl",
+        "choice",
+        envvar="ANA_HEADLESS_GL",
+        choices=GL_MODES,
+        default="auto",
+        help="How the child gets OpenGL: virtualgl (vglrun on a GPU), mesa (a software "
+        "libGL.so.1 first on LD_LIBRARY_PATH), server (the virtual server's own "
+        "GLX), or auto: the best that a probe shows working.",
+    ),
+    OptionSpec(
+        ("--vgl-display",),
+        "vgl_display",
+        "text",
+        envvar="VGL_DISPLAY",
+        metavar="DISPLAY|egl|DEVICE",
+        help="Where VirtualGL renders: a 3D X server, egl, or a DRI device. Default: "
+        "in a SLURM job given a GPU, that GPU's DRI card; else the original "
+        "DISPLAY if it is a 3D X server, else egl.",
+    ),
+    OptionSpec(
+        ("--mesa-dir",),
+        "mesa_dir",
+        "dir",
+        envvar="ANA_HEADLESS_MESA_DIR",
+        metavar="DIR",
+        help="Directory holding the software Mesa libGL.so.1 (default: searched in "
+        "/usr/local/lib/mesa and similar, and conda's mesalib/lib).",
+    ),
+    OptionSpec(
+        ("--server",),
+        "server",
+        "choice",
+        envvar="ANA_HEADLESS_SERVER",
+        choices=SERVERS,
+        default="auto",
+        help="The virtual X server: auto means Xvfb, else xpra.",
+    ),
+    OptionSpec(
+        ("--virtualgl", "--no-virtualgl"),
+        "allow_virtualgl",
+        "switch",
+        envvar="ANA_HEADLESS_ALLOW_VIRTUALGL",
+        default=True,
+        help="--no-virtualgl never uses VirtualGL (Anatomist's allow_virtualgl).",
+    ),
+    OptionSpec(
+        ("--force-virtualgl",),
+        "force_virtualgl",
+        "flag",
+        default=False,
+        help="Use VirtualGL whenever its probe works, even on a software renderer "
+        "(Anatomist's force_virtualgl).",
+    ),
+    OptionSpec(
+        ("--screen",),
+        "screen",
+        "screen",
+        envvar="ANA_HEADLESS_SCREEN",
+        default=DEFAULT_SCREEN,
+        metavar="WxHxD",
+        help="Size and depth of the virtual screen.",
+    ),
+    OptionSpec(
+        ("--timeout",),
+        "timeout",
+        "seconds",
+        envvar="ANA_HEADLESS_TIMEOUT",
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="The longest wait for the virtual server to be ready (more than 0, at "
+        f"most {MAX_TIMEOUT:g}).",
+    ),
+    OptionSpec(
+        ("-v", "--verbose"),
+        "verbose",
+        "count",
+        default=0,
+        help="Say what is set up (repeat for more detail and tracebacks).",
+    ),
     OptionSpec(("-q", "--quiet"), "quiet", "flag", default=False, help="Only errors."),
-    OptionSpec(("--explain",), "explain", "flag", default=False,
-               help="Print the decisions, the exact environment and command, then run."),
-    OptionSpec(("--dry-run",), "dry_run", "flag", default=False,
-               help="Print the decisions and exit 0 without starting anything."),
-    OptionSpec(("--python",), "python", "text", envvar="ANA_HEADLESS_PYTHON", metavar="PATH",
-               run_only=True,
-               help="The Python interpreter for the script (default: the one running "
-                    "ana-headless)."),
+    OptionSpec(
+        ("--explain",),
+        "explain",
+        "flag",
+        default=False,
+        help="Print the decisions, the exact environment and command, then run.",
+    ),
+    OptionSpec(
+        ("--dry-run",),
+        "dry_run",
+        "flag",
+        default=False,
+        help="Print the decisions and exit 0 without starting anything.",
+    ),
+    OptionSpec(
+        ("--python",),
+        "python",
+        "text",
+        envvar="ANA_HEADLESS_PYTHON",
+        metavar="PATH",
+        run_only=True,
+        help="The Python interpreter for the script (default: the one running ana-headless).",
+    ),
 )
 
 
 class Options(Record):
     """How to make the display and its OpenGL: what the plan is made from."""
 
-    __slots__ = ("allow_virtualgl", "force_virtualgl", "gl", "mesa_dir", "screen", "server",
-                 "timeout", "vgl_display")
+    __slots__ = (
+        "allow_virtualgl",
+        "force_virtualgl",
+        "gl",
+        "mesa_dir",
+        "screen",
+        "server",
+        "timeout",
+        "vgl_display",
+    )
 
-    def __init__(self, *, gl: str = "auto", server: str = "auto", allow_virtualgl: bool = True,
-                 force_virtualgl: bool = False, vgl_display: str | None = None,
-                 mesa_dir: str | None = None, screen: Screen | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        gl: str = "auto",
+        server: str = "auto",
+        allow_virtualgl: bool = True,
+        force_virtualgl: bool = False,
+        vgl_display: str | None = None,
+        mesa_dir: str | None = None,
+        screen: Screen | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.gl = gl
         self.server = server
         self.allow_virtualgl = allow_virtualgl
@@ -159,9 +259,17 @@ class Request(Record):
 
     __slots__ = ("argv", "dry_run", "explain", "options", "quiet", "script", "verbose")
 
-    def __init__(self, argv: list[str], options: Options, *, script: str | None = None,
-                 verbose: int = 0, quiet: bool = False, explain: bool = False,
-                 dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        options: Options,
+        *,
+        script: str | None = None,
+        verbose: int = 0,
+        quiet: bool = False,
+        explain: bool = False,
+        dry_run: bool = False,
+    ) -> None:
         # The child's command line; argv[0] still as given (resolved when checked).
         self.argv = argv
         # The script that `run` must find readable, if it runs one (not with -m).
@@ -175,15 +283,20 @@ class Request(Record):
 
 def _options(values: Mapping[str, Any]) -> Options:
     return Options(
-        gl=str(values["gl"]), server=str(values["server"]),
+        gl=str(values["gl"]),
+        server=str(values["server"]),
         allow_virtualgl=bool(values["allow_virtualgl"]),
         force_virtualgl=bool(values["force_virtualgl"]),
-        vgl_display=values["vgl_display"] or None, mesa_dir=values["mesa_dir"] or None,
-        screen=values["screen"], timeout=float(values["timeout"]))
+        vgl_display=values["vgl_display"] or None,
+        mesa_dir=values["mesa_dir"] or None,
+        screen=values["screen"],
+        timeout=float(values["timeout"]),
+    )
 
 
-def build_request(command: str, values: Mapping[str, Any], child: Sequence[str],
-                  module: str | None = None) -> Request:
+def build_request(
+    command: str, values: Mapping[str, Any], child: Sequence[str], module: str | None = None
+) -> Request:
     """The request from parsed option values (SPEC §2), click's or quick_parse's;
     `child` is SCRIPT ARGS... or PROGRAM ARGS... (or, with `module`, the module's ARGS...)."""
     options = _options(values)
@@ -196,9 +309,15 @@ def build_request(command: str, values: Mapping[str, Any], child: Sequence[str],
             argv = [interpreter, "-m", module, *child]
         else:
             argv, script = [interpreter, *child], child[0]
-    return Request(argv, options, script=script, verbose=int(values["verbose"]),
-                   quiet=bool(values["quiet"]), explain=bool(values["explain"]),
-                   dry_run=bool(values["dry_run"]))
+    return Request(
+        argv,
+        options,
+        script=script,
+        verbose=int(values["verbose"]),
+        quiet=bool(values["quiet"]),
+        explain=bool(values["explain"]),
+        dry_run=bool(values["dry_run"]),
+    )
 
 
 def convert_value(spec: OptionSpec, text: str) -> Any:
@@ -250,8 +369,10 @@ def options_from_environment(env: Mapping[str, str]) -> Options:
         values[spec.dest] = value_from_environment(spec, env)
         if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
             accepted = f": use one of {', '.join(spec.choices)}" if spec.choices else ""
-            raise UsageError(f"{spec.envvar}={env[spec.envvar]!r} is not a valid value for "
-                             f"{spec.flags[-1]}{accepted}")
+            raise UsageError(
+                f"{spec.envvar}={env[spec.envvar]!r} is not a valid value for "
+                f"{spec.flags[-1]}{accepted}"
+            )
     return _options(values)
 
 

@@ -19,8 +19,9 @@ def listener_pid(address: str | bytes) -> int | None:
             probe.connect(address)
         except OSError:
             return None
-        pid, _uid, _gid = struct.unpack("3i", probe.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        pid, _uid, _gid = struct.unpack(
+            "3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        )
         return int(pid)
 
 
@@ -72,6 +73,8 @@ def check_ownership(display: str, server_pid: int) -> int:
         raise SetupError(f"display {display} accepts no connection")
     strangers = [pid for pid in listeners if server_pid not in (pid, _parent_pid(pid))]
     if strangers:
-        raise SetupError(f"display {display} is served by process {strangers[0]}, "
-                         f"not by the server we started (pid {server_pid})")
+        raise SetupError(
+            f"display {display} is served by process {strangers[0]}, "
+            f"not by the server we started (pid {server_pid})"
+        )
     return listeners.pop()

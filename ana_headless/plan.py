@@ -24,9 +24,14 @@ class Candidate(Record):
 
     __slots__ = ("env_patch", "mode", "prefix", "reason", "require_hardware")
 
-    def __init__(self, mode: str, reason: str, prefix: tuple[str, ...] = (),
-                 env_patch: Mapping[str, str | None] | None = None,
-                 require_hardware: bool = False) -> None:
+    def __init__(
+        self,
+        mode: str,
+        reason: str,
+        prefix: tuple[str, ...] = (),
+        env_patch: Mapping[str, str | None] | None = None,
+        require_hardware: bool = False,
+    ) -> None:
         self.mode = mode
         self.reason = reason
         self.prefix = prefix
@@ -63,8 +68,14 @@ class ServerCommand(Record):
 class Plan(Record):
     __slots__ = ("candidates", "server", "server_command", "server_reason", "skipped")
 
-    def __init__(self, server: str, server_reason: str, server_command: ServerCommand,
-                 candidates: tuple[Candidate, ...], skipped: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        server: str,
+        server_reason: str,
+        server_command: ServerCommand,
+        candidates: tuple[Candidate, ...],
+        skipped: tuple[str, ...] = (),
+    ) -> None:
         # xvfb or xpra, why, and how it is started.
         self.server = server
         self.server_reason = server_reason
@@ -75,9 +86,19 @@ class Plan(Record):
 
 
 def _xvfb_arguments(screen: Screen) -> tuple[str, ...]:
-    return ("-nolisten", "tcp", "-auth", AUTH_FILE,
-            # No reset when the last client leaves: a reset re-reads state for nothing.
-            "-noreset", "+extension", "GLX", "-screen", "0", str(screen))
+    return (
+        "-nolisten",
+        "tcp",
+        "-auth",
+        AUTH_FILE,
+        # No reset when the last client leaves: a reset re-reads state for nothing.
+        "-noreset",
+        "+extension",
+        "GLX",
+        "-screen",
+        "0",
+        str(screen),
+    )
 
 
 def _xvfb_command(binary: str, screen: Screen) -> tuple[str, ...]:
@@ -93,21 +114,38 @@ def _xpra_command(facts: HostFacts, screen: Screen) -> tuple[str, ...]:
     death = (facts.setpriv, "--pdeathsig", "TERM") if facts.setpriv else ()
     xvfb = shlex.join((*death, facts.xvfb or "Xvfb", *_xvfb_arguments(screen)))
     return (
-        str(facts.xpra), "start", "--daemon=no", f"--displayfd={READY_FD}", f"--xvfb={xvfb}",
-        f"--socket-dirs={PRIVATE_DIR}", f"--log-dir={PRIVATE_DIR}",
+        str(facts.xpra),
+        "start",
+        "--daemon=no",
+        f"--displayfd={READY_FD}",
+        f"--xvfb={xvfb}",
+        f"--socket-dirs={PRIVATE_DIR}",
+        f"--log-dir={PRIVATE_DIR}",
         # Only a display is wanted: none of the session services.
-        "--mdns=no", "--pulseaudio=no", "--notifications=no", "--dbus-launch=",
-        "--dbus-proxy=no", "--dbus-control=no", "--systemd-run=no", "--start-via-proxy=no",
-        "--html=off", "--speaker=off", "--microphone=off", "--webcam=no", "--clipboard=no",
-        "--printing=no", "--file-transfer=no", "--bell=no", "--system-tray=no",
+        "--mdns=no",
+        "--pulseaudio=no",
+        "--notifications=no",
+        "--dbus-launch=",
+        "--dbus-proxy=no",
+        "--dbus-control=no",
+        "--systemd-run=no",
+        "--start-via-proxy=no",
+        "--html=off",
+        "--speaker=off",
+        "--microphone=off",
+        "--webcam=no",
+        "--clipboard=no",
+        "--printing=no",
+        "--file-transfer=no",
+        "--bell=no",
+        "--system-tray=no",
     )
 
 
 def server_command(kind: str, facts: HostFacts, options: Options) -> ServerCommand:
     if kind == "xpra":
         return ServerCommand(_xpra_command(facts, options.screen), False)
-    return ServerCommand(_xvfb_command(str(facts.xvfb), options.screen),
-                         facts.xvfb_takes_sockets)
+    return ServerCommand(_xvfb_command(str(facts.xvfb), options.screen), facts.xvfb_takes_sockets)
 
 
 def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
@@ -123,8 +161,10 @@ def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
         return "xvfb", f"Xvfb found at {facts.xvfb}"
     if facts.xpra:
         return "xpra", "Xvfb not found; xpra found"
-    raise SetupError("no virtual X server: neither Xvfb nor xpra was found on PATH "
-                     "(install the Debian package xvfb, or xpra)")
+    raise SetupError(
+        "no virtual X server: neither Xvfb nor xpra was found on PATH "
+        "(install the Debian package xvfb, or xpra)"
+    )
 
 
 def _vgl_target(facts: HostFacts, options: Options) -> tuple[str | None, str]:
@@ -134,7 +174,8 @@ def _vgl_target(facts: HostFacts, options: Options) -> tuple[str | None, str]:
         return facts.allocated_gpu
     if facts.original_display:
         return facts.original_display, (
-            f"the original DISPLAY {facts.original_display} as the 3D X server")
+            f"the original DISPLAY {facts.original_display} as the 3D X server"
+        )
     if facts.egl_devices or facts.nvidia_egl:
         return "egl", "VirtualGL's EGL back end on this host's EGL device"
     # Without a GPU device Mesa still offers a software EGL device: worth a probe, which
@@ -149,8 +190,11 @@ def _virtualgl(facts: HostFacts, options: Options, explicit: bool) -> Candidate 
         return "virtualgl: vglrun not found on PATH (VirtualGL is not installed)"
     target, why = _vgl_target(facts, options)
     return Candidate(
-        mode="virtualgl", reason=why, prefix=(facts.vglrun, "-d", str(target)),
-        require_hardware=not (explicit or options.force_virtualgl))
+        mode="virtualgl",
+        reason=why,
+        prefix=(facts.vglrun, "-d", str(target)),
+        require_hardware=not (explicit or options.force_virtualgl),
+    )
 
 
 def _mesa(facts: HostFacts, options: Options) -> Candidate | str:
@@ -163,8 +207,10 @@ def _mesa(facts: HostFacts, options: Options) -> Candidate | str:
         directory = facts.mesa_dirs[0]
         why = f"software Mesa libGL.so.1 found in {directory}"
     else:
-        return ("mesa: no software Mesa libGL.so.1 found (give one with --mesa-dir or "
-                "ANA_HEADLESS_MESA_DIR)")
+        return (
+            "mesa: no software Mesa libGL.so.1 found (give one with --mesa-dir or "
+            "ANA_HEADLESS_MESA_DIR)"
+        )
     library_path = facts.loader.get("LD_LIBRARY_PATH")
     value = directory if not library_path else f"{directory}:{library_path}"
     return Candidate(mode="mesa", reason=why, env_patch={"LD_LIBRARY_PATH": value})
@@ -199,5 +245,10 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
             candidates.append(built)
     if not candidates:
         raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
-    return Plan(server, server_reason, server_command(server, facts, options),
-                tuple(candidates), tuple(skipped))
+    return Plan(
+        server,
+        server_reason,
+        server_command(server, facts, options),
+        tuple(candidates),
+        tuple(skipped),
+    )

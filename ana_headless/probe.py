@@ -23,8 +23,14 @@ PROBE_DEADLINE = 20.0
 class ProbeResult(Record):
     __slots__ = ("cached", "candidate", "ok", "problem", "report")
 
-    def __init__(self, candidate: Candidate, ok: bool, report: Mapping[str, Any] | None = None,
-                 problem: str = "", cached: bool = False) -> None:
+    def __init__(
+        self,
+        candidate: Candidate,
+        ok: bool,
+        report: Mapping[str, Any] | None = None,
+        problem: str = "",
+        cached: bool = False,
+    ) -> None:
         self.candidate = candidate
         self.ok = ok
         # What the probe reported (vendor, renderer, version, direct, software, libraries...).
@@ -49,9 +55,11 @@ class ProbeResult(Record):
         if not self.ok:
             return f"{self.candidate.mode}: failed: {self.problem}"
         if not self.accepted:
-            return (f"{self.candidate.mode}: works, but on a software renderer "
-                    f"({self.renderer}), where VirtualGL only adds cost; not used "
-                    "(--force-virtualgl uses it anyway)")
+            return (
+                f"{self.candidate.mode}: works, but on a software renderer "
+                f"({self.renderer}), where VirtualGL only adds cost; not used "
+                "(--force-virtualgl uses it anyway)"
+            )
         vendor = self.report.get("glx_client_vendor", "")
         return f"{self.candidate.mode}: works: {self.renderer} (GLX vendor {vendor!r})"
 
@@ -60,16 +68,21 @@ def probe_command(candidate: Candidate, python: str = sys.executable) -> list[st
     return [*candidate.prefix, python, "-I", PROBE_SCRIPT]
 
 
-def run_probe(candidate: Candidate, env: Mapping[str, str],
-              deadline: float = PROBE_DEADLINE) -> ProbeResult:
+def run_probe(
+    candidate: Candidate, env: Mapping[str, str], deadline: float = PROBE_DEADLINE
+) -> ProbeResult:
     """Run the probe under the candidate's prefix and environment, with a deadline."""
     import json
     import subprocess
 
     try:
         completed = subprocess.run(
-            probe_command(candidate), env=apply_patch(env, candidate.env_patch),
-            stdin=subprocess.DEVNULL, capture_output=True, timeout=deadline)
+            probe_command(candidate),
+            env=apply_patch(env, candidate.env_patch),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=deadline,
+        )
     except subprocess.TimeoutExpired:
         return ProbeResult(candidate, False, problem=f"no answer within {deadline:g} s")
     except OSError as error:
@@ -93,12 +106,18 @@ def cached(candidate: Candidate, cache: ProbeCache, key: str) -> ProbeResult | N
     entry = cache.get(key)
     if entry is None:
         return None
-    return ProbeResult(candidate, bool(entry.get("ok")), entry.get("report", {}),
-                       str(entry.get("problem", "")), cached=True)
+    return ProbeResult(
+        candidate,
+        bool(entry.get("ok")),
+        entry.get("report", {}),
+        str(entry.get("problem", "")),
+        cached=True,
+    )
 
 
-def cached_probe(candidate: Candidate, env: Mapping[str, str], cache: ProbeCache,
-                 key: str) -> ProbeResult:
+def cached_probe(
+    candidate: Candidate, env: Mapping[str, str], cache: ProbeCache, key: str
+) -> ProbeResult:
     """The cached result for `key`, or a fresh probe (then remembered)."""
     known = cached(candidate, cache, key)
     if known is not None:
@@ -112,9 +131,12 @@ def remember(cache: ProbeCache, key: str, result: ProbeResult) -> None:
     cache.put(key, {"ok": result.ok, "report": dict(result.report), "problem": result.problem})
 
 
-def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str],
-                   cache: ProbeCache, key_of: Callable[[Candidate], str]
-                   ) -> tuple[ProbeResult | None, list[ProbeResult]]:
+def first_accepted(
+    candidates: Sequence[Candidate],
+    env: Mapping[str, str],
+    cache: ProbeCache,
+    key_of: Callable[[Candidate], str],
+) -> tuple[ProbeResult | None, list[ProbeResult]]:
     """Probe candidates in order; return the first accepted one and every attempt."""
     attempts: list[ProbeResult] = []
     try:
@@ -128,8 +150,9 @@ def first_accepted(candidates: Sequence[Candidate], env: Mapping[str, str],
         cache.save()
 
 
-def accepted_from_cache(candidates: Sequence[Candidate], cache: ProbeCache,
-                        key_of: Callable[[Candidate], str]) -> list[ProbeResult] | None:
+def accepted_from_cache(
+    candidates: Sequence[Candidate], cache: ProbeCache, key_of: Callable[[Candidate], str]
+) -> list[ProbeResult] | None:
     """The attempts that first_accepted would make, ending with an accepted one, when the
     cache alone can tell them all; None when a probe would still be needed."""
     attempts: list[ProbeResult] = []

@@ -76,19 +76,36 @@ def _identity(path: str | None) -> tuple[Any, ...]:
     return (path, status.st_mtime_ns, status.st_size)
 
 
-def probe_key(candidate: Candidate, env: Mapping[str, str], server_binary: str | None,
-              depth: int, probe_script: str) -> str:
+def probe_key(
+    candidate: Candidate,
+    env: Mapping[str, str],
+    server_binary: str | None,
+    depth: int,
+    probe_script: str,
+) -> str:
     files = [*_HOST_FILES, sys.executable, probe_script, server_binary]
     files += [part for part in candidate.prefix if part.startswith("/")]
-    files += [os.path.join(value.split(":")[0], "libGL.so.1")
-              for name, value in candidate.env_patch.items()
-              if name == "LD_LIBRARY_PATH" and value]
+    files += [
+        os.path.join(value.split(":")[0], "libGL.so.1")
+        for name, value in candidate.env_patch.items()
+        if name == "LD_LIBRARY_PATH" and value
+    ]
     key = (
         ("version", __version__),
-        ("mode", candidate.mode), ("prefix", tuple(candidate.prefix)),
-        ("env_patch", tuple(sorted(candidate.env_patch.items()))), ("depth", depth),
-        ("loader", tuple(sorted((name, value) for name, value in env.items()
-                                if name.startswith(_LOADER_PREFIXES)))),
+        ("mode", candidate.mode),
+        ("prefix", tuple(candidate.prefix)),
+        ("env_patch", tuple(sorted(candidate.env_patch.items()))),
+        ("depth", depth),
+        (
+            "loader",
+            tuple(
+                sorted(
+                    (name, value)
+                    for name, value in env.items()
+                    if name.startswith(_LOADER_PREFIXES)
+                )
+            ),
+        ),
         ("files", tuple(_identity(path) for path in files)),
         ("devices", tuple(sorted(os.listdir("/dev/dri"))) if os.path.isdir("/dev/dri") else ()),
     )
@@ -98,14 +115,21 @@ def probe_key(candidate: Candidate, env: Mapping[str, str], server_binary: str |
 
 def _valid_entry(entry: object) -> bool:
     """An entry as `probe.remember` writes it: anything else was not written by us."""
-    if not (isinstance(entry, dict) and isinstance(entry.get("ok"), bool)
-            and isinstance(entry.get("problem", ""), str)):
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("ok"), bool)
+        and isinstance(entry.get("problem", ""), str)
+    ):
         return False
     report = entry.get("report", {})
     return isinstance(report, dict) and all(
-        isinstance(name, str) and (isinstance(value, _SCALARS) or (
-            isinstance(value, list) and all(isinstance(item, _SCALARS) for item in value)))
-        for name, value in report.items())
+        isinstance(name, str)
+        and (
+            isinstance(value, _SCALARS)
+            or (isinstance(value, list) and all(isinstance(item, _SCALARS) for item in value))
+        )
+        for name, value in report.items()
+    )
 
 
 class UntrustedCache(Exception):
@@ -142,8 +166,9 @@ def _read(path: str) -> dict[str, Any]:
     try:
         # Looked at before it is opened: opening a device or a FIFO can block or act.
         _check_file(os.stat(name, dir_fd=directory_fd, follow_symlinks=False), path)
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=directory_fd)
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory_fd
+        )
     except FileNotFoundError:
         return {}
     finally:
@@ -193,8 +218,11 @@ class ProbeCache:
         if not (self.path and self._dirty):
             return
         self._dirty = False
-        entries = {key: entry for key, entry in list(self._entries.items())[-_MAX_ENTRIES:]
-                   if _valid_entry(entry)}
+        entries = {
+            key: entry
+            for key, entry in list(self._entries.items())[-_MAX_ENTRIES:]
+            if _valid_entry(entry)
+        }
         try:
             _write(self.path, marshal.dumps(entries))
         except UntrustedCache as error:
@@ -215,8 +243,12 @@ def _write(path: str, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             _check_file(os.stat(name, dir_fd=directory_fd, follow_symlinks=False), path)
         temporary = f".{name}.{os.urandom(6).hex()}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600, dir_fd=directory_fd)
+        fd = os.open(
+            temporary,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=directory_fd,
+        )
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)

@@ -49,17 +49,26 @@ _INFO = pytest.StashKey["HeadlessInfo"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ana-headless", "a private virtual display for the tests")
-    group.addoption(OPTION, action="store_true", dest="ana_headless",
-                    help="Run the tests on a private virtual X server with a working OpenGL "
-                         "(ana-headless): one per test process, one per xdist worker.")
-    parser.addini(INI, type="bool", default=False,
-                  help="Run the tests on a private virtual display, as --ana-headless does.")
+    group.addoption(
+        OPTION,
+        action="store_true",
+        dest="ana_headless",
+        help="Run the tests on a private virtual X server with a working OpenGL "
+        "(ana-headless): one per test process, one per xdist worker.",
+    )
+    parser.addini(
+        INI,
+        type="bool",
+        default=False,
+        help="Run the tests on a private virtual display, as --ana-headless does.",
+    )
 
 
 def _asked_for(config: pytest.Config, namespace: argparse.Namespace) -> bool:
     plugins = getattr(namespace, "plugins", None) or []
-    return bool(getattr(namespace, "ana_headless", False) or PLUGIN_NAME in plugins
-                or config.getini(INI))
+    return bool(
+        getattr(namespace, "ana_headless", False) or PLUGIN_NAME in plugins or config.getini(INI)
+    )
 
 
 def _may_distribute(namespace: argparse.Namespace) -> bool:
@@ -72,9 +81,12 @@ def _may_distribute(namespace: argparse.Namespace) -> bool:
 
 def _distributes(config: pytest.Config) -> bool:
     """pytest-xdist's own test for running the tests in workers (the controller runs none)."""
-    return (config.pluginmanager.hasplugin("xdist")
-            and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
-            and not config.getoption("collectonly"))
+    return (
+        config.pluginmanager.hasplugin("xdist")
+        and config.getoption("dist", "no") != "no"
+        and bool(config.getoption("tx", None))
+        and not config.getoption("collectonly")
+    )
 
 
 def _refuse_pytest_xvfb(config: pytest.Config, namespace: argparse.Namespace) -> None:
@@ -82,7 +94,8 @@ def _refuse_pytest_xvfb(config: pytest.Config, namespace: argparse.Namespace) ->
         raise pytest.UsageError(
             "ana-headless: pytest-xvfb is active as well, and would start a second display "
             "for the same tests. Keep one: add -p no:xvfb to use ana-headless's display, or "
-            "leave out -p ana_headless / --ana-headless / ana_headless = true.")
+            "leave out -p ana_headless / --ana-headless / ana_headless = true."
+        )
 
 
 def _usage_error(error: HeadlessError) -> pytest.UsageError:
@@ -119,11 +132,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(*modes, hardware=False): skip the test, saying why, unless the "
+        "markers",
+        f"{MARKER}(*modes, hardware=False): skip the test, saying why, unless the "
         "tests' GL mode is one of `modes` (virtualgl, server, mesa) and, with hardware=True, "
-        "its renderer is a hardware one (ana-headless).")
-    if (config.stash.get(_ACTIVE, False) and _INFO not in config.stash
-            and not _distributes(config)):
+        "its renderer is a hardware one (ana-headless).",
+    )
+    if config.stash.get(_ACTIVE, False) and _INFO not in config.stash and not _distributes(config):
         # pytest-xdist was asked for, but runs the tests here after all (-n auto with --pdb,
         # --tx without --dist).
         _set_up(config)
@@ -151,7 +165,8 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
             raise
         raise pytest.UsageError(
             "ana-headless: pytest-xdist could not start its workers, each of which runs "
-            f"under ana-headless (its message, if any, is above): {error}") from error
+            f"under ana-headless (its message, if any, is above): {error}"
+        ) from error
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -173,14 +188,20 @@ def _unmet(info: HeadlessInfo, marker: pytest.Mark) -> str:
     modes = marker.args
     unknown = [mode for mode in modes if mode not in MARKER_MODES]
     if unknown:
-        pytest.fail(f"{MARKER}: unknown GL mode {unknown[0]!r} (use "
-                    f"{', '.join(MARKER_MODES)})", pytrace=False)
+        pytest.fail(
+            f"{MARKER}: unknown GL mode {unknown[0]!r} (use {', '.join(MARKER_MODES)})",
+            pytrace=False,
+        )
     if modes and info.mode not in modes:
-        return (f"needs the GL mode {' or '.join(modes)}; these tests run with {info.mode} "
-                f"({info.renderer}); ANA_HEADLESS_GL chooses the mode")
+        return (
+            f"needs the GL mode {' or '.join(modes)}; these tests run with {info.mode} "
+            f"({info.renderer}); ANA_HEADLESS_GL chooses the mode"
+        )
     if marker.kwargs.get("hardware") and is_software(info.renderer):
-        return (f"needs a hardware OpenGL renderer; the probe found only the software "
-                f"{info.renderer} ({info.mode} mode)")
+        return (
+            f"needs a hardware OpenGL renderer; the probe found only the software "
+            f"{info.renderer} ({info.mode} mode)"
+        )
     return ""
 
 
@@ -205,8 +226,9 @@ def _server_log(info: HeadlessInfo) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport,
-                                                               pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and _INFO in item.config.stash:
         info = item.config.stash[_INFO]
@@ -219,6 +241,9 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
 def headless_info(pytestconfig: pytest.Config) -> HeadlessInfo:
     """What ana-headless set up for this test process (display, GL mode, renderer...)."""
     if _INFO not in pytestconfig.stash:
-        pytest.fail(f"headless_info: the ana-headless plugin is not active (pytest -p "
-                    f"{PLUGIN_NAME}, {OPTION}, or {INI} = true in the ini file)", pytrace=False)
+        pytest.fail(
+            f"headless_info: the ana-headless plugin is not active (pytest -p "
+            f"{PLUGIN_NAME}, {OPTION}, or {INI} = true in the ini file)",
+            pytrace=False,
+        )
     return pytestconfig.stash[_INFO]

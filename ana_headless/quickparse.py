@@ -27,8 +27,9 @@ def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
         return None
     command = args[0] if args[0] in COMMANDS else "run"
     rest = list(args[1:] if args[0] in COMMANDS else args)
-    by_flag = {flag: spec for spec in SPECS if command == "run" or not spec.run_only
-               for flag in spec.flags}
+    by_flag = {
+        flag: spec for spec in SPECS if command == "run" or not spec.run_only for flag in spec.flags
+    }
     given: dict[str, Any] = {}
     module = None
     while rest:
@@ -69,8 +70,9 @@ def quick_parse(args: Sequence[str], env: Mapping[str, str]) -> Request | None:
         given[spec.dest] = value
     values: dict[str, Any] = {}
     for spec in SPECS:
-        values[spec.dest] = (given[spec.dest] if spec.dest in given
-                             else value_from_environment(spec, env))
+        values[spec.dest] = (
+            given[spec.dest] if spec.dest in given else value_from_environment(spec, env)
+        )
         if values[spec.dest] is None and spec.envvar and env.get(spec.envvar):
             return None
     if module is None and not rest:

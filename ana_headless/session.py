@@ -54,9 +54,14 @@ class Display:
                 if self.claim is not None:
                     self.watcher.remove_on_death(self.claim.files)
                     self._cleanups.append(self._release_claim)
-                self.server = XServer(plan.server, plan.server_command,
-                                      directory=self.directory, auth_file=server_auth,
-                                      claim=self.claim, watcher=self.watcher)
+                self.server = XServer(
+                    plan.server,
+                    plan.server_command,
+                    directory=self.directory,
+                    auth_file=server_auth,
+                    claim=self.claim,
+                    watcher=self.watcher,
+                )
                 self._cleanups.append(self.server.stop)
         except BaseException:
             self.close()
@@ -79,20 +84,25 @@ class Display:
         server = self.server
         if not server.connectable:
             server.wait_ready(timeout)
-        log.info("display %s (%s pid %d)%s", server.display, server.kind, server.pid,
-                 " ready" if server.ready else ", clients wait until it is ready")
+        log.info(
+            "display %s (%s pid %d)%s",
+            server.display,
+            server.kind,
+            server.pid,
+            " ready" if server.ready else ", clients wait until it is ready",
+        )
         runtime_dir = None
         client_auth = self._private_file("Xauthority")
         try:
             if not base_env.get("XDG_RUNTIME_DIR"):
                 runtime_dir = self._private_file("runtime")
                 os.mkdir(runtime_dir, 0o700)
-            write_auth_file(client_auth, self.cookie, str(server.number),
-                            inherited_auth(base_env))
+            write_auth_file(client_auth, self.cookie, str(server.number), inherited_auth(base_env))
         except OSError as error:
             raise self.directory.cannot_write(error) from error
-        return apply_patch(base_env, display_patch(server.display, client_auth, runtime_dir,
-                                                   base_env))
+        return apply_patch(
+            base_env, display_patch(server.display, client_auth, runtime_dir, base_env)
+        )
 
     def close(self) -> None:
         """Undo everything made, the last made first and the watcher last; each step runs
@@ -108,6 +118,10 @@ class Display:
     def __enter__(self) -> Display:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()

@@ -72,8 +72,9 @@ def parse_information(text: str) -> Gpu | None:
         if colon:
             fields[name.strip()] = value.strip()
     try:
-        return Gpu(int(fields["Device Minor"]), fields["GPU UUID"],
-                   pci_address(fields["Bus Location"]))
+        return Gpu(
+            int(fields["Device Minor"]), fields["GPU UUID"], pci_address(fields["Bus Location"])
+        )
     except (KeyError, ValueError):
         return None
 
@@ -98,8 +99,7 @@ def drm_cards(root: str = DRM_CLASS) -> list[DrmCard]:
         if not (name.startswith("card") and name[4:].isdigit()):
             continue
         device = os.path.realpath(os.path.join(root, name, "device"))
-        render = sorted(n for n in _listdir(os.path.join(device, "drm"))
-                        if n.startswith("renderD"))
+        render = sorted(n for n in _listdir(os.path.join(device, "drm")) if n.startswith("renderD"))
         found.append(DrmCard(name, os.path.basename(device), render[0] if render else None))
     return found
 
@@ -131,8 +131,11 @@ def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | No
             first = _ids(env[variable])[0]
             gpu = next((g for g in gpus if str(g.minor) == first), None)
             where = f"{variable}={env[variable]}"
-            return (gpu, where) if gpu else (None, f"{where}, but no NVIDIA GPU has device "
-                                                   f"minor {first} in {NVIDIA_GPUS}")
+            return (
+                (gpu, where)
+                if gpu
+                else (None, f"{where}, but no NVIDIA GPU has device minor {first} in {NVIDIA_GPUS}")
+            )
     visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
     if visible in NO_GPU:
         return None, ""
@@ -150,8 +153,9 @@ def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | No
     return None, f"{where}, which names no single GPU in {NVIDIA_GPUS} (a MIG instance?)"
 
 
-def egl_device(env: Mapping[str, str], nvidia_root: str = NVIDIA_GPUS,
-               drm_root: str = DRM_CLASS) -> tuple[str, str] | None:
+def egl_device(
+    env: Mapping[str, str], nvidia_root: str = NVIDIA_GPUS, drm_root: str = DRM_CLASS
+) -> tuple[str, str] | None:
     """VirtualGL's device for the GPU that the environment (a SLURM job's) names, and why;
     None when it names none."""
     gpu, where = allocated_gpu(env, nvidia_gpus(nvidia_root))
@@ -159,8 +163,12 @@ def egl_device(env: Mapping[str, str], nvidia_root: str = NVIDIA_GPUS,
         return ("egl", f"VirtualGL's first EGL device: {where}") if where else None
     card = next((c for c in drm_cards(drm_root) if c.bus == gpu.bus), None)
     if card is None:
-        return "egl", (f"VirtualGL's first EGL device: the allocated GPU {gpu.bus} ({where}) "
-                       "has no DRM card node (is the nvidia-drm module loaded?)")
+        return "egl", (
+            f"VirtualGL's first EGL device: the allocated GPU {gpu.bus} ({where}) "
+            "has no DRM card node (is the nvidia-drm module loaded?)"
+        )
     render = f", render node {card.render_node}" if card.render_node else ""
-    return (os.path.join(DRI_DIR, card.name),
-            f"the allocated GPU {gpu.bus} {gpu.uuid} ({where}{render})")
+    return (
+        os.path.join(DRI_DIR, card.name),
+        f"the allocated GPU {gpu.bus} {gpu.uuid} ({where}{render})",
+    )

@@ -37,8 +37,11 @@ def job_prefix(*options: str, launcher: str = LAUNCHER) -> list[str]:
 
 def _wrapped(command: list[Any], launcher: str) -> bool:
     first = command[0] if command else None
-    return (isinstance(first, str) and os.path.basename(first) == os.path.basename(launcher)
-            and command[1:2] == ["exec"])
+    return (
+        isinstance(first, str)
+        and os.path.basename(first) == os.path.basename(launcher)
+        and command[1:2] == ["exec"]
+    )
 
 
 def make_headless(workflow: Any, *options: str, launcher: str = LAUNCHER) -> Any:
@@ -55,15 +58,20 @@ def make_headless(workflow: Any, *options: str, launcher: str = LAUNCHER) -> Any
     return workflow
 
 
-def write_light_mode_configuration(home: Path, jobs_at_once: int,
-                                   container_command: Sequence[str] | None = None) -> None:
+def write_light_mode_configuration(
+    home: Path, jobs_at_once: int, container_command: Sequence[str] | None = None
+) -> None:
     """soma-workflow's configuration in `home` (its HOME) for running workflows on this
     machine in light mode (the engine in the submitting process, no server): every file of
     soma-workflow's under `home`, `jobs_at_once` jobs at a time, and CONTAINER_COMMAND when
     given (`job_prefix()`)."""
     home.mkdir(parents=True, exist_ok=True)
-    lines = ["[localhost]", "LIGHT_MODE = 1", f"SOMA_WORKFLOW_DIR = {home / 'soma-workflow'}",
-             f"SHARED_TEMPORARY_DIR = {home / 'soma-workflow' / 'shared-tmp'}"]
+    lines = [
+        "[localhost]",
+        "LIGHT_MODE = 1",
+        f"SOMA_WORKFLOW_DIR = {home / 'soma-workflow'}",
+        f"SHARED_TEMPORARY_DIR = {home / 'soma-workflow' / 'shared-tmp'}",
+    ]
     if container_command:
         lines.append(f"CONTAINER_COMMAND = {list(container_command)!r}")
     (home / ".soma-workflow.cfg").write_text("\n".join(lines) + "\n")
@@ -72,4 +80,5 @@ def write_light_mode_configuration(home: Path, jobs_at_once: int,
     # starts a job.
     (home / ".soma-workflow-scheduler.cfg").write_text(
         f"[{socket.gethostname()}]\nCPU_NB = {jobs_at_once}\nMAX_CPU_NB = {jobs_at_once}\n"
-        "SCHEDULER_INTERVAL = 0.1\n")
+        "SCHEDULER_INTERVAL = 0.1\n"
+    )

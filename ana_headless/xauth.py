@@ -24,11 +24,17 @@ def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes
     picks its number itself. The child's file names the number, so that the user's own entries
     that follow (for a 3D X server VirtualGL may use) still match their displays.
     """
+
     def field(data: bytes) -> bytes:
         return len(data).to_bytes(2, "big") + data
 
-    entry = (0xFFFF).to_bytes(2, "big") + field(b"") + field(number.encode()) + field(
-        b"MIT-MAGIC-COOKIE-1") + field(cookie)
+    entry = (
+        (0xFFFF).to_bytes(2, "big")
+        + field(b"")
+        + field(number.encode())
+        + field(b"MIT-MAGIC-COOKIE-1")
+        + field(cookie)
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as auth:
         auth.write(entry + inherited)
@@ -56,5 +62,3 @@ def inherited_auth(env: Mapping[str, str]) -> bytes:
 
 def _readable_auth(status: os.stat_result) -> bool:
     return stat.S_ISREG(status.st_mode) and status.st_size <= _MAX_XAUTHORITY
-
-

@@ -56,10 +56,12 @@ SNAPSHOT = EXAMPLES / "subject_snapshot.py"
 SUBJECTS = 200
 PARALLEL = 2
 CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "soma-workflow")
-LABELS = {"xvfb-run": "xvfb-run -a python, a process per subject",
-          "ana-headless-run": "ana-headless run, a process per subject",
-          "dask": "Dask, ana-headless workers",
-          "soma-workflow": "soma-workflow, ana-headless exec per job"}
+LABELS = {
+    "xvfb-run": "xvfb-run -a python, a process per subject",
+    "ana-headless-run": "ana-headless run, a process per subject",
+    "dask": "Dask, ana-headless workers",
+    "soma-workflow": "soma-workflow, ana-headless exec per job",
+}
 # Per snapshot process, and per batch.
 RUN_TIMEOUT = 120.0
 BATCH_TIMEOUT = 1800.0
@@ -81,8 +83,11 @@ def snapshot_task(subject: int, outdir: str) -> dict[str, Any]:
         subject_snapshot.snapshot(subject, os.path.join(outdir, f"subject-{subject}.png"))
     except Exception as error:  # a failed subject is counted, not fatal
         return {"subject": subject, "error": f"{type(error).__name__}: {error}"}
-    return {"subject": subject, "display": os.environ.get("DISPLAY", ""),
-            "xauthority": os.environ.get("XAUTHORITY", "")}
+    return {
+        "subject": subject,
+        "display": os.environ.get("DISPLAY", ""),
+        "xauthority": os.environ.get("XAUTHORITY", ""),
+    }
 
 
 def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
@@ -91,9 +96,18 @@ def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
     from ana_headless.daskworker import HeadlessWorker
 
     start = time.perf_counter()
-    with LocalCluster(n_workers=parallel, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None, worker_class=HeadlessWorker,
-                      env={"PYTHONPATH": str(EXAMPLES)}) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=parallel,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_class=HeadlessWorker,
+            env={"PYTHONPATH": str(EXAMPLES)},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
         ready = time.perf_counter() - start
         futures = client.map(snapshot_task, range(subjects), outdir=str(outdir), pure=False)
@@ -106,18 +120,30 @@ def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
     wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
     from soma_workflow.client import Helper, Job, Workflow, WorkflowController
 
-    jobs = [Job(command=[sys.executable, str(REPORT_DISPLAY), str(SNAPSHOT),
-                         str(outdir / f"subject-{n}.png"), "--subject", str(n)],
-                name=f"subject-{n}", stderr_file=str(outdir / f"subject-{n}.err"))
-            for n in range(subjects)]
+    jobs = [
+        Job(
+            command=[
+                sys.executable,
+                str(REPORT_DISPLAY),
+                str(SNAPSHOT),
+                str(outdir / f"subject-{n}.png"),
+                "--subject",
+                str(n),
+            ],
+            name=f"subject-{n}",
+            stderr_file=str(outdir / f"subject-{n}.err"),
+        )
+        for n in range(subjects)
+    ]
     start = time.perf_counter()
     controller = WorkflowController()
     ready = time.perf_counter() - start
     workflow_id = controller.submit_workflow(Workflow(jobs=jobs))
     Helper.wait_workflow(workflow_id, controller)
     failed = set(Helper.list_failed_jobs(workflow_id, controller))
-    names = controller.jobs([job_id for job_id, *_ in
-                             controller.workflow_elements_status(workflow_id)[0]])
+    names = controller.jobs(
+        [job_id for job_id, *_ in controller.workflow_elements_status(workflow_id)[0]]
+    )
     results = []
     for job_id, (name, *_) in names.items():
         subject = int(name.rpartition("-")[2])
@@ -136,8 +162,11 @@ def drive(engine: str, subjects: int, parallel: int, outdir: Path) -> None:
     # soma-workflow and dask talk on stdout: keep it for the report.
     stdout = sys.stdout
     sys.stdout = sys.stderr
-    report = (drive_dask(subjects, parallel, outdir) if engine == "dask"
-              else drive_soma_workflow(subjects, outdir))
+    report = (
+        drive_dask(subjects, parallel, outdir)
+        if engine == "dask"
+        else drive_soma_workflow(subjects, outdir)
+    )
     print(json.dumps(report), file=stdout, flush=True)
 
 
@@ -154,7 +183,7 @@ def descendants(root: int) -> list[int]:
         except OSError:
             continue
         # The command name in parentheses may itself hold spaces and parentheses.
-        parent = int(data[data.rindex(b")") + 2:].split()[1])
+        parent = int(data[data.rindex(b")") + 2 :].split()[1])
         children.setdefault(parent, []).append(pid)
     found, todo = [], [root]
     while todo:
@@ -206,16 +235,21 @@ class Batch:
     left_in_place: list[str] = field(default_factory=list)
 
     def as_json(self, subjects: int) -> dict[str, Any]:
-        return {"seconds": self.seconds, "snapshots_per_s": subjects / self.seconds,
-                "startup_s": self.startup_s, "peak_memory_mib": self.peak_memory / 2**20,
-                "failures": len(self.failures),
-                "first_failures": {str(k): v for k, v in sorted(self.failures.items())[:3]},
-                "left_behind": {kind: self.left_behind.get(kind, 0) for kind in KINDS},
-                "left_in_place": self.left_in_place}
+        return {
+            "seconds": self.seconds,
+            "snapshots_per_s": subjects / self.seconds,
+            "startup_s": self.startup_s,
+            "peak_memory_mib": self.peak_memory / 2**20,
+            "failures": len(self.failures),
+            "first_failures": {str(k): v for k, v in sorted(self.failures.items())[:3]},
+            "left_behind": {kind: self.left_behind.get(kind, 0) for kind in KINDS},
+            "left_in_place": self.left_in_place,
+        }
 
 
-def one_process_per_subject(prefix: Sequence[str], subjects: int, parallel: int,
-                            outdir: Path, tag: str) -> tuple[dict[int, str], set[str]]:
+def one_process_per_subject(
+    prefix: Sequence[str], subjects: int, parallel: int, outdir: Path, tag: str
+) -> tuple[dict[int, str], set[str]]:
     """Each subject in a process of its own, `parallel` at a time; the failures and the
     files the runs claimed."""
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -230,8 +264,14 @@ def one_process_per_subject(prefix: Sequence[str], subjects: int, parallel: int,
                 subject = todo.get_nowait()
             except queue.Empty:
                 return
-            argv = [*prefix, str(REPORT_DISPLAY), str(SNAPSHOT),
-                    str(outdir / f"subject-{subject}.png"), "--subject", str(subject)]
+            argv = [
+                *prefix,
+                str(REPORT_DISPLAY),
+                str(SNAPSHOT),
+                str(outdir / f"subject-{subject}.png"),
+                "--subject",
+                str(subject),
+            ]
             outcome = run_once(argv, tag, RUN_TIMEOUT)
             claimed.update(outcome.claimed)
             if outcome.problem:
@@ -245,12 +285,23 @@ def one_process_per_subject(prefix: Sequence[str], subjects: int, parallel: int,
     return failures, claimed
 
 
-def through_driver(engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *,
-                   home: Path | None) -> tuple[dict[int, str], set[str], float | None]:
+def through_driver(
+    engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *, home: Path | None
+) -> tuple[dict[int, str], set[str], float | None]:
     """The batch in a driver process (this script, --drive ENGINE), with its own HOME if
     given; the failures, the files the subjects' runs claimed, and the engine's start-up."""
-    argv = [sys.executable, __file__, "--drive", engine, "--subjects", str(subjects),
-            "--parallel", str(parallel), "--out", str(outdir)]
+    argv = [
+        sys.executable,
+        __file__,
+        "--drive",
+        engine,
+        "--subjects",
+        str(subjects),
+        "--parallel",
+        str(parallel),
+        "--out",
+        str(outdir),
+    ]
     outcome = run_once(["env", f"HOME={home}", *argv] if home else argv, tag, BATCH_TIMEOUT)
     try:
         report = json.loads(outcome.stdout.strip().splitlines()[-1])
@@ -261,8 +312,10 @@ def through_driver(engine: str, subjects: int, parallel: int, outdir: Path, tag:
     for result in report["results"]:
         if "error" in result:
             failures[result["subject"]] = result["error"]
-        said.append(result.get("stderr") or f"bench-display={result['display']}\n"
-                    f"bench-xauthority={result['xauthority']}\n")
+        said.append(
+            result.get("stderr")
+            or f"bench-display={result['display']}\nbench-xauthority={result['xauthority']}\n"
+        )
     return failures, claims("".join(said)), report["startup_s"]
 
 
@@ -285,8 +338,9 @@ def check_pngs(subjects: int, outdir: Path, failures: dict[int, str]) -> None:
             failures[subject] = str(error)
 
 
-def measure(contender: str, subjects: int, parallel: int, workdir: Path,
-            ana_headless: str) -> Batch:
+def measure(
+    contender: str, subjects: int, parallel: int, workdir: Path, ana_headless: str
+) -> Batch:
     outdir = workdir / contender
     outdir.mkdir()
     tag = new_tag()
@@ -296,10 +350,10 @@ def measure(contender: str, subjects: int, parallel: int, workdir: Path,
     memory.start()
     start = time.perf_counter()
     if contender in ("xvfb-run", "ana-headless-run"):
-        prefix = ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" \
-            else [ana_headless, "run"]
-        batch.failures, claimed = one_process_per_subject(prefix, subjects, parallel, outdir,
-                                                          tag)
+        prefix = (
+            ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" else [ana_headless, "run"]
+        )
+        batch.failures, claimed = one_process_per_subject(prefix, subjects, parallel, outdir, tag)
     else:
         home = None
         if contender == "soma-workflow":
@@ -309,7 +363,8 @@ def measure(contender: str, subjects: int, parallel: int, workdir: Path,
             home = workdir / "soma-workflow-home"
             write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
         batch.failures, claimed, batch.startup_s = through_driver(
-            contender, subjects, parallel, outdir, tag, home=home)
+            contender, subjects, parallel, outdir, tag, home=home
+        )
     batch.seconds = time.perf_counter() - start
     batch.peak_memory = memory.stop()
     left, batch.left_in_place = debris.collect(claimed, SETTLE)
@@ -327,30 +382,41 @@ def markdown(report: dict[str, Any]) -> str:
     settings = report["settings"]
     results = report["results"]
     base = results.get("xvfb-run")
-    out = ["# ana-headless batch benchmark (W5)", "",
-           f"`{report['command']}` on {report['date']}", "",
-           "| machine | |", "|---|---|",
-           *(f"| {name} | {value} |" for name, value in report["machine"].items()), "",
-           f"## W5: {settings['subjects']} subjects, a snapshot each (256x256, the demo scene "
-           f"turned by the subject's angle), {settings['parallel']} at a time", "",
-           "| contender | snapshots/s | ratio to xvfb-run | wall s | of which start-up s | "
-           "peak memory MiB (PSS) | failures | left behind |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "# ana-headless batch benchmark (W5)",
+        "",
+        f"`{report['command']}` on {report['date']}",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {name} | {value} |" for name, value in report["machine"].items()),
+        "",
+        f"## W5: {settings['subjects']} subjects, a snapshot each (256x256, the demo scene "
+        f"turned by the subject's angle), {settings['parallel']} at a time",
+        "",
+        "| contender | snapshots/s | ratio to xvfb-run | wall s | of which start-up s | "
+        "peak memory MiB (PSS) | failures | left behind |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key in CONTENDERS:
         result = results.get(key)
         if result is None:
             continue
-        ratio = (f"{result['snapshots_per_s'] / base['snapshots_per_s']:.1f}" if base
-                 else "n/a")
+        ratio = f"{result['snapshots_per_s'] / base['snapshots_per_s']:.1f}" if base else "n/a"
         startup = "" if result["startup_s"] is None else f"{result['startup_s']:.1f}"
-        out.append(f"| {LABELS[key]} | {result['snapshots_per_s']:.2f} | {ratio} | "
-                   f"{result['seconds']:.1f} | {startup} | {result['peak_memory_mib']:.0f} | "
-                   f"{result['failures']} | {left_text(result['left_behind'])} |")
-    out += ["", "Start-up: until the Dask workers were connected, or soma-workflow's engine "
-            "ready; included in the wall time. Peak memory: all the processes the contender "
-            "ran at that moment (launchers, X servers, interpreters, workers, the engine). "
-            "Left behind: an Xvfb, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
-            "directory still there once the batch had ended."]
+        out.append(
+            f"| {LABELS[key]} | {result['snapshots_per_s']:.2f} | {ratio} | "
+            f"{result['seconds']:.1f} | {startup} | {result['peak_memory_mib']:.0f} | "
+            f"{result['failures']} | {left_text(result['left_behind'])} |"
+        )
+    out += [
+        "",
+        "Start-up: until the Dask workers were connected, or soma-workflow's engine "
+        "ready; included in the wall time. Peak memory: all the processes the contender "
+        "ran at that moment (launchers, X servers, interpreters, workers, the engine). "
+        "Left behind: an Xvfb, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
+        "directory still there once the batch had ended.",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -358,23 +424,44 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="W5: QC snapshots of many subjects, by "
-                                     "process, by Dask and by soma-workflow.")
-    parser.add_argument("--subjects", type=int, default=SUBJECTS, metavar="N",
-                        help=f"subjects, a snapshot each (default: {SUBJECTS})")
-    parser.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
-                        help=f"processes, workers or jobs at a time (default: {PARALLEL})")
-    parser.add_argument("--only", default=",".join(CONTENDERS), metavar="A,B",
-                        help=f"contenders (default: all of {', '.join(CONTENDERS)})")
-    parser.add_argument("--out", type=Path, default=HERE / "results", metavar="DIR",
-                        help="where batch.md and batch.json go (default: benchmarks/results)")
+    parser = argparse.ArgumentParser(
+        description="W5: QC snapshots of many subjects, by process, by Dask and by soma-workflow."
+    )
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=SUBJECTS,
+        metavar="N",
+        help=f"subjects, a snapshot each (default: {SUBJECTS})",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=PARALLEL,
+        metavar="N",
+        help=f"processes, workers or jobs at a time (default: {PARALLEL})",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(CONTENDERS),
+        metavar="A,B",
+        help=f"contenders (default: all of {', '.join(CONTENDERS)})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        metavar="DIR",
+        help="where batch.md and batch.json go (default: benchmarks/results)",
+    )
     parser.add_argument("--drive", choices=("dask", "soma-workflow"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(args.only) - set(CONTENDERS))
     if unknown or not args.only:
-        parser.error(f"--only: {', '.join(unknown) or 'nothing'}: choose from "
-                     f"{', '.join(CONTENDERS)}")
+        parser.error(
+            f"--only: {', '.join(unknown) or 'nothing'}: choose from {', '.join(CONTENDERS)}"
+        )
     if args.subjects < 1 or args.parallel < 1:
         parser.error("--subjects and --parallel must be at least 1")
     return args
@@ -401,12 +488,14 @@ def main(argv: Sequence[str]) -> int:
         progress("machine facts")
         report["machine"] = machine_facts(runners)
         for contender in (c for c in CONTENDERS if c in args.only):
-            progress(f"W5: {LABELS[contender]}: {args.subjects} subjects, "
-                     f"{args.parallel} at a time")
+            progress(
+                f"W5: {LABELS[contender]}: {args.subjects} subjects, {args.parallel} at a time"
+            )
             batch = measure(contender, args.subjects, args.parallel, workdir, ana.prefix[0])
             report["results"][contender] = batch.as_json(args.subjects)
-            progress(f"  {args.subjects / batch.seconds:.2f} snapshots/s, "
-                     f"{len(batch.failures)} failures")
+            progress(
+                f"  {args.subjects / batch.seconds:.2f} snapshots/s, {len(batch.failures)} failures"
+            )
     finally:
         sweep()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -60,20 +60,41 @@ def contenders() -> list[Contender]:
     ana = _ana_headless_command()
     return [
         Contender("python", "python (no X, floor)", (python,), "python SCRIPT", x11=False),
-        Contender(BASELINE, "xvfb-run -a", ("xvfb-run", "-a", python),
-                  "xvfb-run -a python SCRIPT", missing=_program_missing("xvfb-run")),
-        Contender("pyvirtualdisplay", "PyVirtualDisplay",
-                  (python, str(HERE / "with_pyvirtualdisplay.py")),
-                  "python benchmarks/with_pyvirtualdisplay.py SCRIPT",
-                  missing=_module_missing("pyvirtualdisplay")),
-        Contender("xvfbwrapper", "xvfbwrapper", (python, str(HERE / "with_xvfbwrapper.py")),
-                  "python benchmarks/with_xvfbwrapper.py SCRIPT",
-                  missing=_module_missing("xvfbwrapper")),
-        Contender(ANA_KEYS[0], "ana-headless run", (ana or "ana-headless", "run"),
-                  "ana-headless run SCRIPT", missing="" if ana else "n/a (not installed)"),
-        Contender(ANA_KEYS[1], "ana_headless.ensure_headless()",
-                  (python, str(HERE / "with_ensure_headless.py")),
-                  "python benchmarks/with_ensure_headless.py SCRIPT",
-                  missing="" if _importable("from ana_headless import ensure_headless")
-                  else "n/a (not available)"),
+        Contender(
+            BASELINE,
+            "xvfb-run -a",
+            ("xvfb-run", "-a", python),
+            "xvfb-run -a python SCRIPT",
+            missing=_program_missing("xvfb-run"),
+        ),
+        Contender(
+            "pyvirtualdisplay",
+            "PyVirtualDisplay",
+            (python, str(HERE / "with_pyvirtualdisplay.py")),
+            "python benchmarks/with_pyvirtualdisplay.py SCRIPT",
+            missing=_module_missing("pyvirtualdisplay"),
+        ),
+        Contender(
+            "xvfbwrapper",
+            "xvfbwrapper",
+            (python, str(HERE / "with_xvfbwrapper.py")),
+            "python benchmarks/with_xvfbwrapper.py SCRIPT",
+            missing=_module_missing("xvfbwrapper"),
+        ),
+        Contender(
+            ANA_KEYS[0],
+            "ana-headless run",
+            (ana or "ana-headless", "run"),
+            "ana-headless run SCRIPT",
+            missing="" if ana else "n/a (not installed)",
+        ),
+        Contender(
+            ANA_KEYS[1],
+            "ana_headless.ensure_headless()",
+            (python, str(HERE / "with_ensure_headless.py")),
+            "python benchmarks/with_ensure_headless.py SCRIPT",
+            missing=""
+            if _importable("from ana_headless import ensure_headless")
+            else "n/a (not available)",
+        ),
     ]

@@ -55,7 +55,7 @@ def _state(pid: int) -> str | None:
     except OSError:
         return None
     # The command name in parentheses may itself hold spaces and parentheses.
-    return data[data.rindex(b")") + 2:][:1].decode()
+    return data[data.rindex(b")") + 2 :][:1].decode()
 
 
 def alive(pid: int) -> bool:
@@ -124,8 +124,7 @@ def listener_pid(address: str) -> int | None:
             probe.connect(address)
         except OSError:
             return None
-        credentials = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                       struct.calcsize("3i"))
+        credentials = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, _uid, _gid = struct.unpack("3i", credentials)
     return int(pid)
 
@@ -189,7 +188,7 @@ def tag_of(pid: int) -> str | None:
     prefix = f"{TAG_VAR}=".encode()
     for entry in entries:
         if entry.startswith(prefix):
-            return entry[len(prefix):].decode()
+            return entry[len(prefix) :].decode()
     return None
 
 
@@ -259,8 +258,7 @@ class Debris:
         if any(found[kind] for kind in KINDS[1:]):
             time.sleep(self.GRACE)
             again, _ = self.find()
-            found = {kind: [item for item in found[kind] if item in again[kind]]
-                     for kind in KINDS}
+            found = {kind: [item for item in found[kind] if item in again[kind]] for kind in KINDS}
         return found
 
     def collect(self, claimed: set[str], wait: float) -> tuple[Counter[str], list[str]]:

@@ -25,8 +25,9 @@ def _xvfb_version() -> str:
         return found.group(0)
     # Debian's Xvfb rejects -version; its package manager still knows.
     if shutil.which("dpkg-query"):
-        package = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "xvfb"],
-                                 capture_output=True, text=True)
+        package = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "xvfb"], capture_output=True, text=True
+        )
         if package.returncode == 0:
             return f"xvfb package {package.stdout.strip()} (Xvfb -version is not supported)"
     return "unknown (Xvfb -version is not supported)"
@@ -68,8 +69,15 @@ def machine_facts(runners: Sequence[Contender]) -> dict[str, str]:
         facts["renderer (glxinfo -B under xvfb-run)"] = found.group(1) if found else glxinfo[-200:]
     ana = next(c for c in runners if c.key == ANA_KEYS[0])
     if not ana.missing:
-        chosen = _under_display([ana.prefix[0], "exec", "sh", "-c",
-                                 'printf "%s: %s" "$ANA_HEADLESS_MODE" "$ANA_HEADLESS_RENDERER"'])
+        chosen = _under_display(
+            [
+                ana.prefix[0],
+                "exec",
+                "sh",
+                "-c",
+                'printf "%s: %s" "$ANA_HEADLESS_MODE" "$ANA_HEADLESS_RENDERER"',
+            ]
+        )
         facts["ana-headless GL mode: renderer"] = chosen.strip()
     usable = len(os.sched_getaffinity(0))
     facts["CPU"] = f"{os.cpu_count()} logical CPUs ({usable} usable), {_cpu_model()}"
@@ -78,6 +86,7 @@ def machine_facts(runners: Sequence[Contender]) -> dict[str, str]:
     facts["Python"] = f"{platform.python_implementation()} {platform.python_version()}"
     facts["packages"] = ", ".join(
         f"{name} {_version(name)}"
-        for name in ("ana-headless", "PyVirtualDisplay", "xvfbwrapper", "PyQt5"))
+        for name in ("ana-headless", "PyVirtualDisplay", "xvfbwrapper", "PyQt5")
+    )
     facts["load average at start"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
     return facts

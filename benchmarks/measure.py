@@ -70,12 +70,22 @@ class Series:
             return
         self.failures += 1
         if self.first_failure is None:
-            self.first_failure = {"problem": outcome.problem, "command": command,
-                                  "stderr_tail": outcome.stderr[-TAIL:]}
+            self.first_failure = {
+                "problem": outcome.problem,
+                "command": command,
+                "stderr_tail": outcome.stderr[-TAIL:],
+            }
 
 
-def rounds(script: Script, runners: Sequence[Contender], repeats: int, workdir: Path, *,
-           timeout: float, with_bare_xvfb: bool = False) -> dict[str, Series]:
+def rounds(
+    script: Script,
+    runners: Sequence[Contender],
+    repeats: int,
+    workdir: Path,
+    *,
+    timeout: float,
+    with_bare_xvfb: bool = False,
+) -> dict[str, Series]:
     """Round-robin: each round runs every contender once (A, B, C, A, B, C, ...), so that drift
     in the machine's load hits them all alike; round 0 warms caches and is not recorded."""
     series = {c.key: Series() for c in runners}
@@ -86,8 +96,9 @@ def rounds(script: Script, runners: Sequence[Contender], repeats: int, workdir: 
         for contender in runners:
             png = workdir / f"{script.key}-{contender.key}.png"
             argv = [*contender.prefix, *script.command(png)]
-            outcome, left, kept = attempt(partial(run_once, argv, timeout=timeout),
-                                          private_dirs=contender.makes_private_dirs)
+            outcome, left, kept = attempt(
+                partial(run_once, argv, timeout=timeout), private_dirs=contender.makes_private_dirs
+            )
             outcome = script.check(outcome, png)
             if round_:
                 series[contender.key].record(outcome, tidy(shlex.join(argv)), left, kept)
@@ -98,8 +109,9 @@ def rounds(script: Script, runners: Sequence[Contender], repeats: int, workdir: 
     return series
 
 
-def batch(script: Script, contender: Contender, runs: int, workdir: Path, *, timeout: float,
-          settle: float) -> dict[str, Any]:
+def batch(
+    script: Script, contender: Contender, runs: int, workdir: Path, *, timeout: float, settle: float
+) -> dict[str, Any]:
     """`runs` runs of the script started at once; wall time from the first spawn to the last
     exit, failures, distinct displays, and what the batch left behind after `settle` s."""
     tag = new_tag()
@@ -142,9 +154,15 @@ def batch(script: Script, contender: Contender, runs: int, workdir: Path, *, tim
             continue
         seen.update(displays(stderr)[:1])
     left, kept = debris.collect(claimed, settle)
-    return {"runs": runs, "wall_s": wall, "failures": failures, "distinct_displays": len(seen),
-            "left_behind": {kind: left.get(kind, 0) for kind in KINDS},
-            "left_in_place": kept, "first_failure": first_failure}
+    return {
+        "runs": runs,
+        "wall_s": wall,
+        "failures": failures,
+        "distinct_displays": len(seen),
+        "left_behind": {kind: left.get(kind, 0) for kind in KINDS},
+        "left_in_place": kept,
+        "first_failure": first_failure,
+    }
 
 
 def _stats(values: Sequence[float]) -> dict[str, float] | None:
@@ -159,8 +177,10 @@ def summarize(series: dict[str, Series], rates: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for key, one in series.items():
         results[key] = {
-            "samples_s": one.seconds, "seconds": _stats(one.seconds),
-            "failures": one.failures, "first_failure": one.first_failure,
+            "samples_s": one.seconds,
+            "seconds": _stats(one.seconds),
+            "failures": one.failures,
+            "first_failure": one.first_failure,
             "left_behind": {kind: one.left_behind.get(kind, 0) for kind in KINDS},
             "left_in_place": one.left_in_place,
         }

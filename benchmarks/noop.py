@@ -6,8 +6,10 @@ does (libX11's XOpenDisplay), and closes it: then the display must be up before 
 import os
 import sys
 
-sys.stderr.write(f"bench-display={os.environ.get('DISPLAY', '')}\n"
-                 f"bench-xauthority={os.environ.get('XAUTHORITY', '')}\n")
+sys.stderr.write(
+    f"bench-display={os.environ.get('DISPLAY', '')}\n"
+    f"bench-xauthority={os.environ.get('XAUTHORITY', '')}\n"
+)
 if sys.argv[1:] == ["--connect"]:
     import ctypes
 

@@ -27,18 +27,28 @@ def runs_text(count: int) -> str:
     return f"{count} run{'' if count == 1 else 's'} each, a fresh process per run"
 
 
-def timing_table(results: Mapping[str, Any], runners: Sequence[Contender], scale: float,
-                 digits: int, *, rates: bool = False, extra: Sequence[tuple[str, str]] = ()
-                 ) -> list[str]:
+def timing_table(
+    results: Mapping[str, Any],
+    runners: Sequence[Contender],
+    scale: float,
+    digits: int,
+    *,
+    rates: bool = False,
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[str]:
     """One row per contender (and per `extra` (label, key) row): median, min and max seconds
     times `scale` (or, with `rates`, snapshots per second), the ratio to xvfb-run, failures
     and what was left behind."""
     metric = "snapshots_per_s" if rates else "seconds"
-    head = ("| contender | median | min | max | ratio to xvfb-run | "
-            + ("wall s (median) | " if rates else "") + "failures | left behind |")
+    head = (
+        "| contender | median | min | max | ratio to xvfb-run | "
+        + ("wall s (median) | " if rates else "")
+        + "failures | left behind |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    rows = [(c.label, c.key, c.missing) for c in runners] + [(label, key, "")
-                                                            for label, key in extra]
+    rows = [(c.label, c.key, c.missing) for c in runners] + [
+        (label, key, "") for label, key in extra
+    ]
     for label, key, missing in rows:
         result = results.get(key)
         if result is None:
@@ -55,26 +65,45 @@ def timing_table(results: Mapping[str, Any], runners: Sequence[Contender], scale
     return lines
 
 
-def markdown(report: Mapping[str, Any], sections: Sequence[Sequence[str]],
-             runners: Sequence[Contender]) -> str:
-    out = ["# ana-headless benchmark", "",
-           f"`{report['command']}` on {report['date']}", "",
-           "| machine | |", "|---|---|"]
+def markdown(
+    report: Mapping[str, Any], sections: Sequence[Sequence[str]], runners: Sequence[Contender]
+) -> str:
+    out = [
+        "# ana-headless benchmark",
+        "",
+        f"`{report['command']}` on {report['date']}",
+        "",
+        "| machine | |",
+        "|---|---|",
+    ]
     out += [f"| {name} | {value} |" for name, value in report["machine"].items()]
     for section in sections:
         out += ["", *section]
-    figures = [(workload, name, value) for workload, named in report["figures"].items()
-               for name, value in named.items()]
+    figures = [
+        (workload, name, value)
+        for workload, named in report["figures"].items()
+        for name, value in named.items()
+    ]
     if figures:
-        out += ["", "## Figures", "",
-                "Each workload's plain numbers: ana-headless's ratios to xvfb-run (of median "
-                "seconds; for a rate, of snapshots per second) and the launcher overhead.",
-                ""]
+        out += [
+            "",
+            "## Figures",
+            "",
+            "Each workload's plain numbers: ana-headless's ratios to xvfb-run (of median "
+            "seconds; for a rate, of snapshots per second) and the launcher overhead.",
+            "",
+        ]
         out += [f"- {workload}: {name}: {fmt(value, 2)}" for workload, name, value in figures]
-    out += ["", "## Contenders", "", *(f"- {c.label}: `{c.shown}`" for c in runners), "",
-            "Left behind: an Xvfb process, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
-            "directory of the run's that is still there once the run has ended (counted; then "
-            "removed when provably the run's, so that the next run starts clean)."]
+    out += [
+        "",
+        "## Contenders",
+        "",
+        *(f"- {c.label}: `{c.shown}`" for c in runners),
+        "",
+        "Left behind: an Xvfb process, /tmp/.X*-lock, /tmp/.X11-unix/X* or ana-headless-* "
+        "directory of the run's that is still there once the run has ended (counted; then "
+        "removed when provably the run's, so that the next run starts clean).",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -12,7 +12,9 @@ import sys
 
 from _workload import run_in_process
 
-sys.stderr.write(f"bench-display={os.environ.get('DISPLAY', '')}\n"
-                 f"bench-xauthority={os.environ.get('XAUTHORITY', '')}\n")
+sys.stderr.write(
+    f"bench-display={os.environ.get('DISPLAY', '')}\n"
+    f"bench-xauthority={os.environ.get('XAUTHORITY', '')}\n"
+)
 sys.stderr.flush()
 run_in_process()

@@ -44,16 +44,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
     timed = [workload for workload in WORKLOADS if isinstance(workload, Timed)]
     parser = argparse.ArgumentParser(
-        description="Benchmark ana-headless against xvfb-run, PyVirtualDisplay and xvfbwrapper.")
-    parser.add_argument("--repeat", type=int, metavar="N",
-                        help="runs per contender of the workloads timed run by run (default: "
-                             f"{counts(timed, False)})")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke test: {counts(WORKLOADS, True)} runs")
-    parser.add_argument("--only", metavar=",".join(keys[:2]) + ",...", default=",".join(keys),
-                        help="the workloads to run (default: all)")
-    parser.add_argument("--out", type=Path, default=HERE / "results", metavar="DIR",
-                        help="where latest.md and latest.json go (default: benchmarks/results)")
+        description="Benchmark ana-headless against xvfb-run, PyVirtualDisplay and xvfbwrapper."
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="runs per contender of the workloads timed run by run (default: "
+        f"{counts(timed, False)})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"a smoke test: {counts(WORKLOADS, True)} runs"
+    )
+    parser.add_argument(
+        "--only",
+        metavar=",".join(keys[:2]) + ",...",
+        default=",".join(keys),
+        help="the workloads to run (default: all)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        metavar="DIR",
+        help="where latest.md and latest.json go (default: benchmarks/results)",
+    )
     args = parser.parse_args(argv)
     canonical = {key.upper(): key for key in keys}
     asked = [w.strip().upper() for w in args.only.split(",") if w.strip()]
@@ -86,10 +101,16 @@ def main(argv: Sequence[str]) -> int:
     report: dict[str, Any] = {
         "command": shlex.join(["python", "benchmarks/run.py", *argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "settings": {"runs": runs, "triangles": TRIANGLES, "snapshots": SNAPSHOTS,
-                     "screen": SCREEN, "only": args.only},
-        "contenders": {c.key: {"label": c.label, "command": c.shown, "missing": c.missing}
-                       for c in runners},
+        "settings": {
+            "runs": runs,
+            "triangles": TRIANGLES,
+            "snapshots": SNAPSHOTS,
+            "screen": SCREEN,
+            "only": args.only,
+        },
+        "contenders": {
+            c.key: {"label": c.label, "command": c.shown, "missing": c.missing} for c in runners
+        },
         "workloads": done,
     }
     try:
@@ -97,8 +118,11 @@ def main(argv: Sequence[str]) -> int:
         report["machine"] = machine_facts(runners)
         for workload in chosen:
             results = workload.measure(usable, runs[workload.key], workdir)
-            done[workload.key] = {"title": workload.title, "runs": runs[workload.key],
-                                  "results": results}
+            done[workload.key] = {
+                "title": workload.title,
+                "runs": runs[workload.key],
+                "results": results,
+            }
     finally:
         sweep()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -76,11 +76,18 @@ def displays(stderr: str) -> list[str]:
     return [value for what, value in REPORT.findall(stderr) if what == "display"]
 
 
-def spawn(argv: Sequence[str], env: dict[str, str], stdout: IO[bytes], stderr: IO[bytes]
-          ) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], env: dict[str, str], stdout: IO[bytes], stderr: IO[bytes]
+) -> subprocess.Popen[bytes]:
     """A contender's run, in a session of its own so that all it started can be killed."""
-    return subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=stdout,
-                            stderr=stderr, start_new_session=True)
+    return subprocess.Popen(
+        list(argv),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -140,14 +147,31 @@ def run_once(argv: Sequence[str], tag: str, timeout: float) -> Outcome:
 def bare_xvfb_ready(tag: str) -> Outcome:
     """Time from spawning Xvfb -displayfd until its display number arrives; then stop it."""
     read_end, write_end = os.pipe()
-    command = ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "+extension", "GLX",
-               "-screen", "0", SCREEN, "-noreset"]
+    command = [
+        "Xvfb",
+        "-displayfd",
+        str(write_end),
+        "-nolisten",
+        "tcp",
+        "+extension",
+        "GLX",
+        "-screen",
+        "0",
+        SCREEN,
+        "-noreset",
+    ]
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         try:
-            process = subprocess.Popen(command, pass_fds=(write_end,), env=tagged_env(tag),
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=err, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                pass_fds=(write_end,),
+                env=tagged_env(tag),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
         finally:
             os.close(write_end)
         try:
@@ -155,17 +179,22 @@ def bare_xvfb_ready(tag: str) -> Outcome:
             while not received.endswith(b"\n"):
                 remaining = start + XVFB_READY_TIMEOUT - time.perf_counter()
                 if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
-                    return Outcome(time.perf_counter() - start,
-                                   f"no display number within {XVFB_READY_TIMEOUT:g} s",
-                                   stderr=_tail(err))
+                    return Outcome(
+                        time.perf_counter() - start,
+                        f"no display number within {XVFB_READY_TIMEOUT:g} s",
+                        stderr=_tail(err),
+                    )
                 chunk = os.read(read_end, 64)
                 if not chunk:
-                    return Outcome(time.perf_counter() - start,
-                                   f"Xvfb exited with status {process.wait()} before it was ready",
-                                   stderr=_tail(err))
+                    return Outcome(
+                        time.perf_counter() - start,
+                        f"Xvfb exited with status {process.wait()} before it was ready",
+                        stderr=_tail(err),
+                    )
                 received += chunk
-            return Outcome(time.perf_counter() - start,
-                           claimed=claims(f"bench-display=:{int(received)}"))
+            return Outcome(
+                time.perf_counter() - start, claimed=claims(f"bench-display=:{int(received)}")
+            )
         finally:
             os.close(read_end)
             process.terminate()
@@ -176,8 +205,9 @@ def bare_xvfb_ready(tag: str) -> Outcome:
                 process.wait()
 
 
-def attempt(job: Callable[[str], Outcome], private_dirs: bool = False
-            ) -> tuple[Outcome, Counter[str], list[str]]:
+def attempt(
+    job: Callable[[str], Outcome], private_dirs: bool = False
+) -> tuple[Outcome, Counter[str], list[str]]:
     """Run one job under a fresh tag: what it did, what it left behind, what was left in place."""
     tag = new_tag()
     debris = Debris(tag, private_dirs)

@@ -16,8 +16,13 @@ from pyvirtualdisplay import Display
 
 def main() -> int:
     # manage_global_env=False: the child gets display.env(); our own os.environ stays as it was.
-    display = Display(backend="xvfb", size=(WIDTH, HEIGHT), color_depth=DEPTH,
-                      extra_args=GLX_ARGS, manage_global_env=False)
+    display = Display(
+        backend="xvfb",
+        size=(WIDTH, HEIGHT),
+        color_depth=DEPTH,
+        extra_args=GLX_ARGS,
+        manage_global_env=False,
+    )
     display.start()
     try:
         return run_child(display.env())

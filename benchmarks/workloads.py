@@ -41,8 +41,7 @@ class Workload(Protocol):
         for --quick, or --repeat N where that applies."""
         ...
 
-    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path
-                ) -> dict[str, Any]:
+    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path) -> dict[str, Any]:
         """The results, as JSON data, of running under `contenders` (those that can run here);
         its scratch files go to `workdir`."""
         ...
@@ -101,8 +100,9 @@ class Timed:
         printed = [Path(line) for line in outcome.stdout.splitlines() if line.endswith(".png")]
         written = [path for path in printed if path.is_file()]
         if len(written) != self.frames:
-            outcome.problem = (f"{len(written)} of {self.frames} PNGs written "
-                               f"({len(printed)} paths on stdout)")
+            outcome.problem = (
+                f"{len(written)} of {self.frames} PNGs written ({len(printed)} paths on stdout)"
+            )
         elif self.rates:
             match = RATE.search(outcome.stderr)
             if match:
@@ -117,24 +117,40 @@ class Timed:
         """The contenders with a display, and (for W1) the floor without one."""
         return [c for c in contenders if c.x11 or self.floor]
 
-    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path
-                ) -> dict[str, Any]:
-        series = rounds(self, self._runners(contenders), runs, workdir, timeout=self.timeout,
-                        with_bare_xvfb=self.floor)
+    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path) -> dict[str, Any]:
+        series = rounds(
+            self,
+            self._runners(contenders),
+            runs,
+            workdir,
+            timeout=self.timeout,
+            with_bare_xvfb=self.floor,
+        )
         return summarize(series, rates=self.rates)
 
     def section(self, done: Mapping[str, Any], contenders: Sequence[Contender]) -> list[str]:
         unit = "snapshots/s, higher is better" if self.rates else "ms"
         extra = [("bare Xvfb ready (reference)", BARE_XVFB)] if self.floor else []
-        lines = [f"## {self.key}: {self.title} ({unit}; {runs_text(done[self.key]['runs'])})", "",
-                 *timing_table(done[self.key]["results"], self._runners(contenders), 1000,
-                               self.digits, rates=self.rates, extra=extra)]
+        lines = [
+            f"## {self.key}: {self.title} ({unit}; {runs_text(done[self.key]['runs'])})",
+            "",
+            *timing_table(
+                done[self.key]["results"],
+                self._runners(contenders),
+                1000,
+                self.digits,
+                rates=self.rates,
+                extra=extra,
+            ),
+        ]
         for contender in (c for c in contenders if c.key in ANA_KEYS):
             overhead = self.launcher_overhead(done, contender.key)
             if overhead is not None:
-                lines.append(f"- Launcher overhead of {contender.label}: {self.key} median - "
-                             f"(bare Xvfb ready median + python no-op median, from "
-                             f"{self.overhead_of}) = **{overhead:.1f} ms**")
+                lines.append(
+                    f"- Launcher overhead of {contender.label}: {self.key} median - "
+                    f"(bare Xvfb ready median + python no-op median, from "
+                    f"{self.overhead_of}) = **{overhead:.1f} ms**"
+                )
         return lines
 
     def launcher_overhead(self, done: Mapping[str, Any], key: str) -> float | None:
@@ -143,8 +159,11 @@ class Timed:
         if not self.overhead_of or self.overhead_of not in done:
             return None
         floor = done[self.overhead_of]["results"]
-        launcher, bare, python = (median(done[self.key]["results"], key),
-                                  median(floor, BARE_XVFB), median(floor, "python"))
+        launcher, bare, python = (
+            median(done[self.key]["results"], key),
+            median(floor, BARE_XVFB),
+            median(floor, "python"),
+        )
         if launcher is None or bare is None or python is None:
             return None
         return (launcher - bare - python) * 1000
@@ -154,8 +173,10 @@ class Timed:
         ratio = ana["ratio_to_xvfb_run"] if ana else None
         named = {f"median ratio {ANA_KEYS[0]} / xvfb-run": ratio}
         if self.overhead_of:
-            named |= {f"launcher overhead of {key}, ms": self.launcher_overhead(done, key)
-                      for key in ANA_KEYS}
+            named |= {
+                f"launcher overhead of {key}, ms": self.launcher_overhead(done, key)
+                for key in ANA_KEYS
+            }
         return named
 
 
@@ -179,29 +200,35 @@ class Concurrent:
     def runs(self, quick: bool, repeat: int | None) -> int:
         return self.quick_runs if quick else self.default_runs
 
-    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path
-                ) -> dict[str, Any]:
+    def measure(self, contenders: Sequence[Contender], runs: int, workdir: Path) -> dict[str, Any]:
         batches = {}
         for contender in (c for c in contenders if c.x11):
             progress(f"{self.key}: {contender.label}: {runs} concurrent runs")
-            batches[contender.key] = batch(self.of, contender, runs, workdir,
-                                           timeout=self.timeout, settle=self.settle)
+            batches[contender.key] = batch(
+                self.of, contender, runs, workdir, timeout=self.timeout, settle=self.settle
+            )
         return batches
 
     def section(self, done: Mapping[str, Any], contenders: Sequence[Contender]) -> list[str]:
-        lines = [f"## {self.key}: {done[self.key]['runs']} {self.title} (one batch per "
-                 "contender)", "",
-                 "| contender | wall s | failures | distinct displays | left behind: Xvfb | "
-                 "locks | sockets | dirs |", "|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"## {self.key}: {done[self.key]['runs']} {self.title} (one batch per contender)",
+            "",
+            "| contender | wall s | failures | distinct displays | left behind: Xvfb | "
+            "locks | sockets | dirs |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for contender in (c for c in contenders if c.x11):
             result = done[self.key]["results"].get(contender.key)
             if result is None:
                 lines.append(f"| {contender.label} | {contender.missing} | | | | | | |")
                 continue
             left = result["left_behind"]
-            lines.append(f"| {contender.label} | {result['wall_s']:.1f} | {result['failures']} "
-                         f"| {result['distinct_displays']} | "
-                         + " | ".join(str(left[kind]) for kind in KINDS) + " |")
+            lines.append(
+                f"| {contender.label} | {result['wall_s']:.1f} | {result['failures']} "
+                f"| {result['distinct_displays']} | "
+                + " | ".join(str(left[kind]) for kind in KINDS)
+                + " |"
+            )
         return lines
 
     def figures(self, done: Mapping[str, Any]) -> dict[str, float | None]:
@@ -209,10 +236,30 @@ class Concurrent:
 
 
 W1 = Timed("W1", "no-op script", default_runs=40, quick_runs=3, timeout=60.0, floor=True)
-W1C = Timed("W1c", "no-op script that opens its display once", default_runs=40, quick_runs=3,
-            timeout=60.0, noop_args=("--connect",), overhead_of="W1")
-W2 = Timed("W2", f"first frame, {TRIANGLES // 1000}k triangles, one grab saved as PNG",
-           default_runs=7, quick_runs=2, timeout=120.0, frames=1, digits=0)
-W3 = Timed("W3", f"snapshot throughput, {SNAPSHOTS} grabs + PNG saves in one process",
-           default_runs=3, quick_runs=1, timeout=300.0, frames=SNAPSHOTS)
+W1C = Timed(
+    "W1c",
+    "no-op script that opens its display once",
+    default_runs=40,
+    quick_runs=3,
+    timeout=60.0,
+    noop_args=("--connect",),
+    overhead_of="W1",
+)
+W2 = Timed(
+    "W2",
+    f"first frame, {TRIANGLES // 1000}k triangles, one grab saved as PNG",
+    default_runs=7,
+    quick_runs=2,
+    timeout=120.0,
+    frames=1,
+    digits=0,
+)
+W3 = Timed(
+    "W3",
+    f"snapshot throughput, {SNAPSHOTS} grabs + PNG saves in one process",
+    default_runs=3,
+    quick_runs=1,
+    timeout=300.0,
+    frames=SNAPSHOTS,
+)
 W4 = Concurrent("W4", W2, default_runs=40, quick_runs=8, timeout=600.0, settle=10.0)

@@ -50,12 +50,23 @@ def snapshot(subject: int, path: str | Path, size: tuple[int, int] = SIZE) -> st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Render one subject's QC snapshot (the demo scene, turned by an angle of "
-                    "its own) and check its pixels.")
+        "its own) and check its pixels."
+    )
     parser.add_argument("output", type=Path, help="PNG to write")
-    parser.add_argument("--subject", type=int, required=True, metavar="N",
-                        help="the subject's number, which decides the angle")
-    parser.add_argument("--size", type=render_scene.parse_size, default=SIZE, metavar="WxH",
-                        help=f"image size (default: {SIZE[0]}x{SIZE[1]})")
+    parser.add_argument(
+        "--subject",
+        type=int,
+        required=True,
+        metavar="N",
+        help="the subject's number, which decides the angle",
+    )
+    parser.add_argument(
+        "--size",
+        type=render_scene.parse_size,
+        default=SIZE,
+        metavar="WxH",
+        help=f"image size (default: {SIZE[0]}x{SIZE[1]})",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         print(snapshot(args.subject, args.output, args.size))

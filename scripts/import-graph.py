@@ -15,8 +15,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ana_headless"
 
 
 def _type_checking_block(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and (
-        node.test.id == "TYPE_CHECKING")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and (node.test.id == "TYPE_CHECKING")
+    )
 
 
 def imports_of(path: Path) -> set[str]:

@@ -64,9 +64,12 @@ def hardware_renderer(output: str) -> str | None:
 
 
 def virtualgl_bin(given: str | None) -> Path | None:
-    candidates = [given, os.environ.get("VGL_BIN"),
-                  str(Path.home() / ".cache" / "ana-headless-vendor" / "virtualgl" / "bin"),
-                  "/opt/VirtualGL/bin"]
+    candidates = [
+        given,
+        os.environ.get("VGL_BIN"),
+        str(Path.home() / ".cache" / "ana-headless-vendor" / "virtualgl" / "bin"),
+        "/opt/VirtualGL/bin",
+    ]
     for candidate in filter(None, candidates):
         if (Path(candidate) / "vglrun").exists():
             return Path(candidate)
@@ -98,13 +101,11 @@ def main() -> int:
         return 1
 
     say("== 2. the device for a simulated allocation")
-    gpu = next((g for g in gpus if g.minor == args.gpu), None) if args.gpu is not None \
-        else gpus[0]
+    gpu = next((g for g in gpus if g.minor == args.gpu), None) if args.gpu is not None else gpus[0]
     if gpu is None:
         say(f"no GPU with minor {args.gpu}")
         return 1
-    job = {"SLURM_JOB_ID": "1", "SLURM_JOB_GPUS": str(gpu.minor),
-           "CUDA_VISIBLE_DEVICES": "0"}
+    job = {"SLURM_JOB_ID": "1", "SLURM_JOB_GPUS": str(gpu.minor), "CUDA_VISIBLE_DEVICES": "0"}
     chosen = egl_device(job)
     by_uuid = egl_device({"SLURM_JOB_ID": "1", "CUDA_VISIBLE_DEVICES": gpu.uuid})
     say(f"  SLURM_JOB_GPUS={gpu.minor}: {chosen}")
@@ -126,19 +127,38 @@ def main() -> int:
 
     say("== 4. the launcher in the simulated job renders with vglrun -d DEVICE")
     if vgl and shutil.which("Xvfb"):
-        env = {**os.environ, **job, "PATH": f"{vgl}:{os.environ['PATH']}",
-               "PYTHONPATH": str(ROOT), "ANA_HEADLESS_PROBE_CACHE": "0"}
+        env = {
+            **os.environ,
+            **job,
+            "PATH": f"{vgl}:{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT),
+            "ANA_HEADLESS_PROBE_CACHE": "0",
+        }
         env.pop("VGL_DISPLAY", None)
-        launcher = [sys.executable, "-m", "ana_headless", "exec", "--gl", "virtualgl",
-                    "--explain", "--"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "ana_headless",
+            "exec",
+            "--gl",
+            "virtualgl",
+            "--explain",
+            "--",
+        ]
         status, output = run([*launcher, str(vgl / "glxinfo"), "-B"], env)
         if status or f"vglrun -d {device}" not in output or not hardware_renderer(output):
             failures.append("ana-headless exec --gl virtualgl -- glxinfo -B")
         if importlib.util.find_spec("PyQt5"):
             with tempfile.TemporaryDirectory() as out:
-                status, output = run([*launcher, sys.executable,
-                                      str(ROOT / "examples" / "render_scene.py"),
-                                      os.path.join(out, "scene.png")], env)
+                status, output = run(
+                    [
+                        *launcher,
+                        sys.executable,
+                        str(ROOT / "examples" / "render_scene.py"),
+                        os.path.join(out, "scene.png"),
+                    ],
+                    env,
+                )
                 if status:
                     failures.append("the demo scene under vglrun")
         else:

@@ -26,18 +26,29 @@ def no_display_env(**extra: str) -> dict[str, str]:
 
 def python_c(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     """Run `python -c code` without a display; its stdout (it must exit 0)."""
-    result = subprocess.run([sys.executable, "-c", code], env=env or no_display_env(),
-                            capture_output=True, timeout=60, check=False, cwd=cwd)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env or no_display_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode()
 
 
-def run_script(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-               expect: int = 0) -> tuple[list[str], dict[str, Any]]:
+def run_script(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, expect: int = 0
+) -> tuple[list[str], dict[str, Any]]:
     """Run the snapshot script with plain python; its START lines and its report."""
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "snap.png"), *args],
-                            env=env or no_display_env(), capture_output=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "snap.png"), *args],
+        env=env or no_display_env(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == expect, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     starts = [line for line in lines if line.startswith("START ")]
@@ -47,13 +58,17 @@ def run_script(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     return starts, report
 
 
-@pytest.mark.parametrize("implementation, cls", [
-    ("direct", "anatomist.direct.api.Anatomist"),
-    ("threaded", "anatomist.threaded.api.Anatomist"),
-    ("anatomist.socket.api.Anatomist", "anatomist.socket.api.Anatomist"),
-])
-def test_headless_anatomist_in_place_without_display(tmp_path: Path, implementation: str,
-                                                     cls: str) -> None:
+@pytest.mark.parametrize(
+    "implementation, cls",
+    [
+        ("direct", "anatomist.direct.api.Anatomist"),
+        ("threaded", "anatomist.threaded.api.Anatomist"),
+        ("anatomist.socket.api.Anatomist", "anatomist.socket.api.Anatomist"),
+    ],
+)
+def test_headless_anatomist_in_place_without_display(
+    tmp_path: Path, implementation: str, cls: str
+) -> None:
     starts, report = run_script(tmp_path, "--implementation", implementation)
     assert len(starts) == 1, "set up in place: no re-exec"
     assert report["class"] == cls
@@ -69,8 +84,10 @@ def test_qt_imported_first_reexecutes_exactly_once(tmp_path: Path) -> None:
     starts, report = run_script(tmp_path, "--qt-first")
     assert len(starts) == 2
     first_pid = starts[0].split()[1]
-    assert starts[1].split()[2] == first_pid, "the process became the launcher (os.execv, " \
+    assert starts[1].split()[2] == first_pid, (
+        "the process became the launcher (os.execv, "
         "same pid), which ran the script again as its child"
+    )
     assert report["info"]["reexec"] and report["info"]["headless"]
     assert report["args"] == ["-b"]
 
@@ -89,29 +106,36 @@ def test_under_the_launcher_no_second_server_and_no_reexec(tmp_path: Path) -> No
 
 
 def test_python_c_with_qt_loaded_raises_naming_the_launcher() -> None:
-    code = ("import PyQt5.QtWidgets, ana_headless\n"
-            "try:\n    ana_headless.ensure_headless()\n"
-            "except ana_headless.HeadlessError as e:\n    print(e.exit_status, e)\n")
+    code = (
+        "import PyQt5.QtWidgets, ana_headless\n"
+        "try:\n    ana_headless.ensure_headless()\n"
+        "except ana_headless.HeadlessError as e:\n    print(e.exit_status, e)\n"
+    )
     out = python_c(code)
     assert out.startswith("125 ") and "`ana-headless run SCRIPT`" in out and "python -c" in out
 
 
 def test_onscreen_fallback_warns_and_reports_it() -> None:
-    code = ("import warnings, PyQt5.QtWidgets, ana_headless\n"
-            "with warnings.catch_warnings(record=True) as caught:\n"
-            "    warnings.simplefilter('always')\n"
-            "    info = ana_headless.ensure_headless(fallback='onscreen')\n"
-            "print(info.headless, info.mode, len(caught), caught[0].message)\n")
+    code = (
+        "import warnings, PyQt5.QtWidgets, ana_headless\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    info = ana_headless.ensure_headless(fallback='onscreen')\n"
+        "print(info.headless, info.mode, len(caught), caught[0].message)\n"
+    )
     assert python_c(code).startswith("False onscreen 1 ana-headless: not headless")
 
 
 def test_ensure_headless_needs_no_anatomist_and_anatomist_missing_is_explained(
-        tmp_path: Path) -> None:
-    code = ("import os, ana_headless\n"
-            "info = ana_headless.ensure_headless()\n"
-            "print(info.headless, os.environ['DISPLAY'] == info.display)\n"
-            "try:\n    ana_headless.HeadlessAnatomist()\n"
-            "except ana_headless.HeadlessError as e:\n    print(e)\n")
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import os, ana_headless\n"
+        "info = ana_headless.ensure_headless()\n"
+        "print(info.headless, os.environ['DISPLAY'] == info.display)\n"
+        "try:\n    ana_headless.HeadlessAnatomist()\n"
+        "except ana_headless.HeadlessError as e:\n    print(e)\n"
+    )
     env = no_display_env()
     env["PYTHONPATH"] = ""  # no stand-in: Anatomist is not importable
     first, second = python_c(code, env=env, cwd=tmp_path).splitlines()
@@ -120,18 +144,22 @@ def test_ensure_headless_needs_no_anatomist_and_anatomist_missing_is_explained(
 
 
 @pytest.mark.parametrize("end, status", [("raise", 1), ("os_exit", 3)])
-def test_nothing_left_when_the_script_fails_or_exits_hard(tmp_path: Path, end: str,
-                                                          status: int) -> None:
+def test_nothing_left_when_the_script_fails_or_exits_hard(
+    tmp_path: Path, end: str, status: int
+) -> None:
     run_script(tmp_path, "--end", end, expect=status)
     # The autouse leak check asserts that server, socket and private directory are gone.
 
 
 def test_nothing_left_when_the_script_is_killed(tmp_path: Path) -> None:
     before = leftovers()
-    code = ("import ana_headless, time, os\ninfo = ana_headless.ensure_headless()\n"
-            "print(info.display, os.environ['XAUTHORITY'], flush=True)\ntime.sleep(60)\n")
-    process = subprocess.Popen([sys.executable, "-c", code], env=no_display_env(),
-                               stdout=subprocess.PIPE)
+    code = (
+        "import ana_headless, time, os\ninfo = ana_headless.ensure_headless()\n"
+        "print(info.display, os.environ['XAUTHORITY'], flush=True)\ntime.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=no_display_env(), stdout=subprocess.PIPE
+    )
     assert process.stdout is not None
     display, xauthority = process.stdout.readline().decode().split()
     assert os.path.exists(xauthority)
@@ -154,8 +182,9 @@ def test_subprocesses_inherit_only_the_display(tmp_path: Path) -> None:
 
 def test_mesa_mode_reexecutes_under_the_launcher(tmp_path: Path, mesa_dir: str) -> None:
     """A mode that needs LD_LIBRARY_PATH cannot be set up in place: one re-exec."""
-    starts, report = run_script(tmp_path, env=no_display_env(ANA_HEADLESS_GL="mesa",
-                                                             ANA_HEADLESS_MESA_DIR=mesa_dir))
+    starts, report = run_script(
+        tmp_path, env=no_display_env(ANA_HEADLESS_GL="mesa", ANA_HEADLESS_MESA_DIR=mesa_dir)
+    )
     assert len(starts) == 2
     assert report["info"]["mode"] == "mesa" and report["info"]["mesa"]
     assert report["info"]["reexec"]
@@ -163,19 +192,23 @@ def test_mesa_mode_reexecutes_under_the_launcher(tmp_path: Path, mesa_dir: str) 
 
 def test_server_set_up_from_a_worker_thread_outlives_the_thread(tmp_path: Path) -> None:
     """The server lives as long as the process, not the thread that started it."""
-    code = ("import subprocess, threading, ana_headless\n"
-            "thread = threading.Thread(target=ana_headless.ensure_headless)\n"
-            "thread.start(); thread.join()\n"
-            "import time; time.sleep(0.5)\n"
-            "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
+    code = (
+        "import subprocess, threading, ana_headless\n"
+        "thread = threading.Thread(target=ana_headless.ensure_headless)\n"
+        "thread.start(); thread.join()\n"
+        "import time; time.sleep(0.5)\n"
+        "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n"
+    )
     assert python_c(code, cwd=tmp_path).strip() == "0", "the display is still up"
 
 
 def test_a_forked_copy_that_exits_leaves_the_display_up(tmp_path: Path) -> None:
-    code = ("import os, subprocess, sys, ana_headless\n"
-            "ana_headless.ensure_headless()\n"
-            "pid = os.fork()\n"
-            "if pid == 0:\n    sys.exit(0)\n"
-            "os.waitpid(pid, 0)\n"
-            "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n")
+    code = (
+        "import os, subprocess, sys, ana_headless\n"
+        "ana_headless.ensure_headless()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n"
+    )
     assert python_c(code, cwd=tmp_path).strip() == "0", "the display is still up"

@@ -33,11 +33,22 @@ def headless_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     clusters: list[LocalCluster] = []
 
     def start(env: dict[str, str] | None = None, **worker_kwargs: Any) -> Client:
-        worker_env = {"PYTHONPATH": f"{FIXTURES}:{EXAMPLES}", "DASK_TEMPORARY_DIRECTORY":
-                      str(tmp_path), "ANA_HEADLESS_PROBE_CACHE": str(PROBE_CACHE), **(env or {})}
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               worker_class=HeadlessWorker, env=worker_env, **worker_kwargs)
+        worker_env = {
+            "PYTHONPATH": f"{FIXTURES}:{EXAMPLES}",
+            "DASK_TEMPORARY_DIRECTORY": str(tmp_path),
+            "ANA_HEADLESS_PROBE_CACHE": str(PROBE_CACHE),
+            **(env or {}),
+        }
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_class=HeadlessWorker,
+            env=worker_env,
+            **worker_kwargs,
+        )
         clusters.append(cluster)
         client = Client(cluster)
         client.wait_for_workers(2, timeout=120)
@@ -62,8 +73,11 @@ def listening_addresses(pids: set[int]) -> set[str]:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 address = bytes.fromhex(fields[1].split(":")[0])
-                found.add(socket.inet_ntop(socket.AF_INET if len(address) == 4 else
-                                           socket.AF_INET6, address[::-1]))
+                found.add(
+                    socket.inet_ntop(
+                        socket.AF_INET if len(address) == 4 else socket.AF_INET6, address[::-1]
+                    )
+                )
     return found
 
 
@@ -86,7 +100,8 @@ def render(client: Client, subjects: range, outdir: Path) -> list[dict[str, Any]
 
 
 def test_workers_render_on_displays_of_their_own_and_a_killed_one_leaves_nothing(
-        headless_cluster: Any, tmp_path: Path) -> None:
+    headless_cluster: Any, tmp_path: Path
+) -> None:
     client = headless_cluster()
     results = render(client, range(SUBJECTS), tmp_path)
 
@@ -122,7 +137,8 @@ def test_workers_render_on_displays_of_their_own_and_a_killed_one_leaves_nothing
 @pytest.mark.vendor
 @pytest.mark.parametrize("mode", ["virtualgl", "mesa"])
 def test_gl_modes_that_need_loader_variables_work_in_workers(
-        headless_cluster: Any, tmp_path: Path, mode: str, request: pytest.FixtureRequest) -> None:
+    headless_cluster: Any, tmp_path: Path, mode: str, request: pytest.FixtureRequest
+) -> None:
     if mode == "virtualgl":
         env = {"PATH": request.getfixturevalue("vglrun_path")}
         # The faker, which vglrun preloads.

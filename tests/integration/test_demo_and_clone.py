@@ -39,11 +39,15 @@ def test_fresh_clone_passes_the_readme_test_command(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     # The clone sees the vendored sources where the checkout does, so it uses the same cache.
-    env = dict(os.environ, **{INNER_RUN: "1"},
-               VENDOR_DIR=str((ROOT / ".." / "shared" / "vendor").resolve()))
+    env = dict(
+        os.environ,
+        **{INNER_RUN: "1"},
+        VENDOR_DIR=str((ROOT / ".." / "shared" / "vendor").resolve()),
+    )
     env.pop("VIRTUAL_ENV", None)
-    result = subprocess.run(["make", "-C", str(clone), "test"], env=env, capture_output=True,
-                            timeout=900, check=False)
+    result = subprocess.run(
+        ["make", "-C", str(clone), "test"], env=env, capture_output=True, timeout=900, check=False
+    )
     output = (result.stdout + result.stderr).decode(errors="replace")
     assert result.returncode == 0, output[-4000:]
     assert " passed" in output

@@ -27,20 +27,25 @@ def test_child_status_is_returned(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
 def test_child_killed_by_signal_gives_128_plus_n(tmp_path: Path, sig: signal.Signals) -> None:
     script = tmp_path / "s.py"
-    script.write_text(f"import os, signal; signal.signal({int(sig)}, signal.SIG_DFL) "
-                      f"if {int(sig)} != 9 else None; os.kill(os.getpid(), {int(sig)})")
+    script.write_text(
+        f"import os, signal; signal.signal({int(sig)}, signal.SIG_DFL) "
+        f"if {int(sig)} != 9 else None; os.kill(os.getpid(), {int(sig)})"
+    )
     assert run_ana(["run", str(script)]).returncode == 128 + sig
 
 
-@pytest.mark.parametrize("args, option", [
-    (["--screen", "0x0x24"], "--screen"),
-    (["--screen", "abc"], "--screen"),
-    (["--screen", "800x600x7"], "--screen"),
-    (["--timeout", "-1"], "--timeout"),
-    (["--timeout", "soon"], "--timeout"),
-    (["--gl", "opengl"], "--gl"),
-    (["--server", "xorg"], "--server"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--screen", "0x0x24"], "--screen"),
+        (["--screen", "abc"], "--screen"),
+        (["--screen", "800x600x7"], "--screen"),
+        (["--timeout", "-1"], "--timeout"),
+        (["--timeout", "soon"], "--timeout"),
+        (["--gl", "opengl"], "--gl"),
+        (["--server", "xorg"], "--server"),
+    ],
+)
 def test_invalid_values_are_usage_errors(tmp_path: Path, args: list[str], option: str) -> None:
     script = tmp_path / "never.py"
     script.write_text("open('ran', 'w')")
@@ -61,7 +66,8 @@ def test_missing_program_is_127() -> None:
     result = run_ana(["exec", "no-such-program-anywhere"])
     assert result.returncode == 127
     assert error_lines(result.stderr) == [
-        "ana-headless: no-such-program-anywhere: command not found on PATH"]
+        "ana-headless: no-such-program-anywhere: command not found on PATH"
+    ]
 
 
 def test_script_that_is_a_directory_is_126(tmp_path: Path) -> None:
@@ -102,7 +108,7 @@ def test_no_x_server_at_all_is_125_naming_the_packages(tmp_path: Path) -> None:
     script.write_text("pass")
     result = run_ana(["run", str(script)], env=ana_env(PATH=str(tmp_path)))
     assert result.returncode == 125
-    line, = error_lines(result.stderr)
+    (line,) = error_lines(result.stderr)
     assert "xvfb" in line and "xpra" in line
 
 
@@ -160,10 +166,13 @@ def test_version_and_help() -> None:
 
 
 def test_stale_lock_of_a_dead_server_is_no_obstacle(tmp_path: Path) -> None:
-    number = next(n for n in range(100) if not os.path.exists(f"/tmp/.X{n}-lock")
-                  and not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    number = next(
+        n
+        for n in range(100)
+        if not os.path.exists(f"/tmp/.X{n}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{n}")
+    )
     lock = Path(f"/tmp/.X{number}-lock")
-    dead = 2 ** 22 + 12345  # above the kernel's largest possible pid: no process has it
+    dead = 2**22 + 12345  # above the kernel's largest possible pid: no process has it
     lock.write_text(f"{dead:>10}\n")
     try:
         result = run_ana(["exec", "sh", "-c", "echo $DISPLAY"])

@@ -19,9 +19,24 @@ from tests.conftest import ANA_HEADLESS, ana_env, run_ana
 
 # What the launcher process may import on the way to a cached-choice run: our modules and a
 # few C extensions. Each of these would cost the child's start several milliseconds.
-HEAVY = {"click", "dataclasses", "typing", "enum", "json", "re", "subprocess", "shutil",
-         "contextlib", "inspect", "logging", "signal", "socket", "tempfile", "pathlib",
-         "ctypes"}
+HEAVY = {
+    "click",
+    "dataclasses",
+    "typing",
+    "enum",
+    "json",
+    "re",
+    "subprocess",
+    "shutil",
+    "contextlib",
+    "inspect",
+    "logging",
+    "signal",
+    "socket",
+    "tempfile",
+    "pathlib",
+    "ctypes",
+}
 
 
 def test_a_run_with_a_cached_choice_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -31,9 +46,10 @@ def test_a_run_with_a_cached_choice_imports_nothing_heavy(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stderr.decode().splitlines()
     # What the interpreter's start imports (site, an editable install's hook) comes first.
-    after_site = lines[next(i for i, line in enumerate(lines) if line.endswith("| site")) + 1:]
-    imported = {line.rsplit("|", 1)[1].strip() for line in after_site
-                if line.startswith("import time:")}
+    after_site = lines[next(i for i, line in enumerate(lines) if line.endswith("| site")) + 1 :]
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in after_site if line.startswith("import time:")
+    }
     assert "ana_headless.launcher" in imported
     assert not imported & HEAVY
 
@@ -61,7 +77,7 @@ def test_stale_files_of_others_are_skipped_and_left_alone() -> None:
     number = first.number
     first.release()
     stale_lock, stale_socket = Path(lock_path(number)), Path(socket_path(number + 1))
-    stale_lock.write_text(f"{2 ** 22 + 7:>10}\n")
+    stale_lock.write_text(f"{2**22 + 7:>10}\n")
     stale_socket.write_text("")
     try:
         claim = claim_display()
@@ -77,16 +93,22 @@ def test_stale_files_of_others_are_skipped_and_left_alone() -> None:
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
 def test_xvfb_runs_lock_scan_steps_over_our_display(tmp_path: Path) -> None:
     ready = tmp_path / "display"
-    holder = subprocess.Popen([ANA_HEADLESS, "exec", "sh", "-c",
-                               f'echo "$DISPLAY" > {ready}; exec sleep 30'], env=ana_env())
+    holder = subprocess.Popen(
+        [ANA_HEADLESS, "exec", "sh", "-c", f'echo "$DISPLAY" > {ready}; exec sleep 30'],
+        env=ana_env(),
+    )
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() or not ready.read_text().strip():
             assert time.monotonic() < deadline and holder.poll() is None
             time.sleep(0.05)
         ours = ready.read_text().strip().lstrip(":")
-        other = subprocess.run(["xvfb-run", "-a", "-n", ours, "sh", "-c", 'echo "$DISPLAY"'],
-                               capture_output=True, timeout=60, check=False)
+        other = subprocess.run(
+            ["xvfb-run", "-a", "-n", ours, "sh", "-c", 'echo "$DISPLAY"'],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         assert other.returncode == 0, other.stderr.decode()
         assert other.stdout.decode().strip() not in ("", f":{ours}")
     finally:
@@ -108,7 +130,7 @@ def fake_xvfb(tmp_path: Path) -> dict[str, str]:
         "  die) echo 'Fatal server error: fake failure' >&2; sleep 0.5; exit 1 ;;\n"
         "  hang) echo 'stuck' >&2; exec sleep 60 ;;\n"
         # Still starting, alone: its keymap compiled (the file Xvfb reads, then removes).
-        '  compiled) for a; do case $a in :*) number=${a#:} ;; esac; done\n'
+        "  compiled) for a; do case $a in :*) number=${a#:} ;; esac; done\n"
         "            dir=/var/lib/xkb; [ -w $dir ] || dir=/tmp\n"
         '            echo "$dir/server-$number.xkm" > "$FAKE_XVFB_REPORT"\n'
         '            : > "$dir/server-$number.xkm"; while :; do :; done ;;\n'
@@ -116,10 +138,13 @@ def fake_xvfb(tmp_path: Path) -> dict[str, str]:
         "  helper) trap 'exit 0' TERM\n"
         """           sh -c 'echo $$ > "$FAKE_XVFB_REPORT"; exec sleep 2' ;;\n"""
         "esac\n"
-        f'exec {real} "$@"\n')
+        f'exec {real} "$@"\n'
+    )
     fake.chmod(0o755)
-    return ana_env(PATH=f"{directory}:{os.environ['PATH']}",
-                   ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
+    return ana_env(
+        PATH=f"{directory}:{os.environ['PATH']}",
+        ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"),
+    )
 
 
 CHILD = """\
@@ -129,19 +154,24 @@ time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("failure, options, message", [
-    ("die", [], "Xvfb exited with status 1 before it was ready"),
-    ("hang", ["--timeout", "1"], "Xvfb was not ready within 1 s"),
-])
+@pytest.mark.parametrize(
+    "failure, options, message",
+    [
+        ("die", [], "Xvfb exited with status 1 before it was ready"),
+        ("hang", ["--timeout", "1"], "Xvfb was not ready within 1 s"),
+    ],
+)
 def test_server_failing_after_the_child_started_is_125_and_kills_the_child(
-        tmp_path: Path, failure: str, options: list[str], message: str) -> None:
+    tmp_path: Path, failure: str, options: list[str], message: str
+) -> None:
     env = fake_xvfb(tmp_path)
     assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     pid_file = tmp_path / "child.pid"
-    result = run_ana(["run", *options, str(script), str(pid_file)],
-                     env={**env, "FAKE_XVFB": failure}, timeout=30)
+    result = run_ana(
+        ["run", *options, str(script), str(pid_file)], env={**env, "FAKE_XVFB": failure}, timeout=30
+    )
     assert result.returncode == 125
     err = result.stderr.decode()
     assert message in err and ("fake failure" in err or "stuck" in err)
@@ -155,9 +185,11 @@ def test_a_child_that_ends_first_does_not_wait_for_the_servers_start(tmp_path: P
     env = fake_xvfb(tmp_path)
     assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
     report = tmp_path / "keymap"
-    result = run_ana(["exec", "-v", "--timeout", "60", "sh", "-c", "exit 3"],
-                     env={**env, "FAKE_XVFB": "compiled", "FAKE_XVFB_REPORT": str(report)},
-                     timeout=30)
+    result = run_ana(
+        ["exec", "-v", "--timeout", "60", "sh", "-c", "exit 3"],
+        env={**env, "FAKE_XVFB": "compiled", "FAKE_XVFB_REPORT": str(report)},
+        timeout=30,
+    )
     err = result.stderr.decode()
     assert result.returncode == 3, err
     assert "Xvfb killed while it was still starting" in err
@@ -175,9 +207,11 @@ def test_a_starting_server_and_its_helper_are_killed_together(tmp_path: Path) ->
     env = fake_xvfb(tmp_path)
     assert run_ana(["exec", "true"], env=env).returncode == 0, "probe and cache the fake"
     report = tmp_path / "helper.pid"
-    result = run_ana(["exec", "-v", "sh", "-c", f'while [ ! -s "{report}" ]; do :; done'],
-                     env={**env, "FAKE_XVFB": "helper", "FAKE_XVFB_REPORT": str(report)},
-                     timeout=30)
+    result = run_ana(
+        ["exec", "-v", "sh", "-c", f'while [ ! -s "{report}" ]; do :; done'],
+        env={**env, "FAKE_XVFB": "helper", "FAKE_XVFB_REPORT": str(report)},
+        timeout=30,
+    )
     err = result.stderr.decode()
     assert result.returncode == 0, err
     assert "Xvfb killed while it was still starting" in err
@@ -201,8 +235,21 @@ def running(pid: int) -> bool:
 def test_file_descriptors_given_to_the_launcher_reach_the_child(tmp_path: Path) -> None:
     """Like xvfb-run, env or nice, the launcher passes on the descriptors it was given."""
     out = tmp_path / "fd3.txt"
-    result = subprocess.run(["sh", "-c", f'exec 3>"{out}"; exec "$0" "$@"', ANA_HEADLESS,
-                             "exec", "sh", "-c", "echo to-fd-3 >&3"],
-                            env=ana_env(), capture_output=True, timeout=60, check=False)
+    result = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'exec 3>"{out}"; exec "$0" "$@"',
+            ANA_HEADLESS,
+            "exec",
+            "sh",
+            "-c",
+            "echo to-fd-3 >&3",
+        ],
+        env=ana_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert out.read_text() == "to-fd-3\n"

@@ -81,8 +81,9 @@ def test_no_virtualgl_never_uses_it(vglrun_path: str) -> None:
     env = ana_env(PATH=vglrun_path)
     report, _err = frame(["--no-virtualgl", "--force-virtualgl"], env)
     assert report["env"]["ANA_HEADLESS_MODE"] == "server"
-    result = run_ana(["exec", "--gl", "virtualgl", "true"],
-                     env={**env, "ANA_HEADLESS_ALLOW_VIRTUALGL": "0"})
+    result = run_ana(
+        ["exec", "--gl", "virtualgl", "true"], env={**env, "ANA_HEADLESS_ALLOW_VIRTUALGL": "0"}
+    )
     assert result.returncode == 125
     assert "not allowed" in result.stderr.decode()
 
@@ -93,9 +94,21 @@ def second_xvfb(tmp_path: Path) -> Iterator[tuple[str, str]]:
     auth = tmp_path / "user-xauthority"
     cookie = os.urandom(16).hex()
     read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp",
-                               "-auth", str(auth), "+extension", "GLX"],
-                              pass_fds=(write_end,), stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_end),
+            "-nolisten",
+            "tcp",
+            "-auth",
+            str(auth),
+            "+extension",
+            "GLX",
+        ],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     subprocess.run(["xauth", "-f", str(auth), "add", ":0", ".", cookie], check=True)
     with os.fdopen(read_end) as pipe:
@@ -108,14 +121,17 @@ def second_xvfb(tmp_path: Path) -> Iterator[tuple[str, str]]:
         server.wait()
 
 
-def test_virtualgl_glx_back_end_on_a_3d_x_server(vglrun_path: str,
-                                                 second_xvfb: tuple[str, str]) -> None:
+def test_virtualgl_glx_back_end_on_a_3d_x_server(
+    vglrun_path: str, second_xvfb: tuple[str, str]
+) -> None:
     display, auth = second_xvfb
     # The user's own cookie for the 3D server reaches VirtualGL through our cookie file.
     env = ana_env(PATH=vglrun_path, XAUTHORITY=auth)
-    for args, extra in ((["--gl", "virtualgl", "--vgl-display", display], {}),
-                        (["--gl", "virtualgl"], {"VGL_DISPLAY": display}),
-                        (["--gl", "virtualgl"], {"DISPLAY": display})):
+    for args, extra in (
+        (["--gl", "virtualgl", "--vgl-display", display], {}),
+        (["--gl", "virtualgl"], {"VGL_DISPLAY": display}),
+        (["--gl", "virtualgl"], {"DISPLAY": display}),
+    ):
         result = run_ana(["run", "--explain", *args, str(GL_CLIENT)], env={**env, **extra})
         assert result.returncode == 0, result.stderr.decode()
         report = json.loads(result.stdout)
@@ -184,8 +200,9 @@ def test_dry_run_starts_no_server(tmp_path: Path) -> None:
     fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
     fake.chmod(0o755)
     env = ana_env(PATH=f"{fake_dir}:{os.environ['PATH']}")
-    result = run_ana(["exec", "--dry-run", "--gl", "server", "touch", str(tmp_path / "ran")],
-                     env=env)
+    result = run_ana(
+        ["exec", "--dry-run", "--gl", "server", "touch", str(tmp_path / "ran")], env=env
+    )
     assert result.returncode == 0
     assert "server: xvfb" in result.stderr.decode()
     assert not marker.exists() and not (tmp_path / "ran").exists()

@@ -47,13 +47,17 @@ print(json.dumps(a.headless_info.as_dict()))
 def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Jupyter's directories in tmp_path, for this process's jupyter_client and for the CLI;
     no display, as on a server."""
-    dirs = {"JUPYTER_DATA_DIR": tmp_path / "data", "JUPYTER_CONFIG_DIR": tmp_path / "config",
-            "JUPYTER_RUNTIME_DIR": tmp_path / "runtime",
-            "JUPYTER_PATH": tmp_path / "prefix" / "share" / "jupyter"}
+    dirs = {
+        "JUPYTER_DATA_DIR": tmp_path / "data",
+        "JUPYTER_CONFIG_DIR": tmp_path / "config",
+        "JUPYTER_RUNTIME_DIR": tmp_path / "runtime",
+        "JUPYTER_PATH": tmp_path / "prefix" / "share" / "jupyter",
+    }
     for name, path in dirs.items():
         monkeypatch.setenv(name, str(path))
-    return ana_env(DISPLAY=None, ANA_HEADLESS_DISPLAY=None,
-                   **{name: str(path) for name, path in dirs.items()})
+    return ana_env(
+        DISPLAY=None, ANA_HEADLESS_DISPLAY=None, **{name: str(path) for name, path in dirs.items()}
+    )
 
 
 def ana(args: list[str], env: dict[str, str], status: int = 0) -> str:
@@ -62,39 +66,53 @@ def ana(args: list[str], env: dict[str, str], status: int = 0) -> str:
     return (result.stdout if status == 0 else result.stderr).decode()
 
 
-def test_install_list_and_remove_only_our_kernels(tmp_path: Path,
-                                                  jupyter_env: dict[str, str]) -> None:
+def test_install_list_and_remove_only_our_kernels(
+    tmp_path: Path, jupyter_env: dict[str, str]
+) -> None:
     data, prefix = jupyter_env["JUPYTER_DATA_DIR"], str(tmp_path / "prefix")
     said = ana(["kernel", "install", "--user"], jupyter_env)
     assert said == f"installed kernel 'ana-headless' in {data}/kernels/ana-headless\n"
     spec = json.loads(Path(data, "kernels", "ana-headless", "kernel.json").read_text())
     assert spec["argv"][:4] == [sys.executable, "-m", "ana_headless", "exec"]
     assert spec["argv"][-4:] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    ana(["kernel", "install", "--prefix", prefix, "--name", "Mesa-Kernel", "--gl", "mesa"],
-        jupyter_env)
+    ana(
+        ["kernel", "install", "--prefix", prefix, "--name", "Mesa-Kernel", "--gl", "mesa"],
+        jupyter_env,
+    )
     assert ana(["kernel", "list"], jupyter_env).splitlines() == [
         f"ana-headless\tauto\t{data}/kernels/ana-headless",
-        f"mesa-kernel\tmesa\t{prefix}/share/jupyter/kernels/mesa-kernel"]
+        f"mesa-kernel\tmesa\t{prefix}/share/jupyter/kernels/mesa-kernel",
+    ]
     # ipykernel's own kernel is not ours to remove.
     ipykernel = Path(data, "kernels", "plain")
     ipykernel.mkdir()
-    (ipykernel / "kernel.json").write_text(json.dumps(
-        {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-         "display_name": "plain", "language": "python"}))
-    assert "was not installed by ana-headless" in ana(["kernel", "remove", "plain"],
-                                                      jupyter_env, 1)
+    (ipykernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "plain",
+                "language": "python",
+            }
+        )
+    )
+    assert "was not installed by ana-headless" in ana(["kernel", "remove", "plain"], jupyter_env, 1)
     assert ipykernel.exists()
     said = ana(["kernel", "remove", "MESA-KERNEL"], jupyter_env)
     assert said == f"removed kernel 'MESA-KERNEL' from {prefix}/share/jupyter/kernels/mesa-kernel\n"
     assert ana(["kernel", "list"], jupyter_env).splitlines() == [
-        f"ana-headless\tauto\t{data}/kernels/ana-headless"]
+        f"ana-headless\tauto\t{data}/kernels/ana-headless"
+    ]
     err = ana(["kernel", "remove", "mesa-kernel"], jupyter_env, 1)
-    assert err == "ana-headless: no ana-headless kernel named 'mesa-kernel' (`ana-headless " \
-                  "kernel list` shows them)\n"
-    assert "Invalid kernel name" in ana(["kernel", "install", "--user", "--name", "a b"],
-                                        jupyter_env, 2)
-    assert "exclude each other" in ana(["kernel", "install", "--user", "--sys-prefix"],
-                                       jupyter_env, 2)
+    assert (
+        err == "ana-headless: no ana-headless kernel named 'mesa-kernel' (`ana-headless "
+        "kernel list` shows them)\n"
+    )
+    assert "Invalid kernel name" in ana(
+        ["kernel", "install", "--user", "--name", "a b"], jupyter_env, 2
+    )
+    assert "exclude each other" in ana(
+        ["kernel", "install", "--user", "--sys-prefix"], jupyter_env, 2
+    )
 
 
 def test_sys_prefix_installs_into_this_pythons_environment(jupyter_env: dict[str, str]) -> None:
@@ -139,8 +157,10 @@ def pixels(png: Path, x: int, y: int) -> tuple[list[int], list[int]]:
     """The colours of a PNG at (x, y) and in its corner."""
     image = QImage(str(png))
     centre, corner = image.pixelColor(x, y), image.pixelColor(2, 2)
-    return ([centre.red(), centre.green(), centre.blue()],
-            [corner.red(), corner.green(), corner.blue()])
+    return (
+        [centre.red(), centre.green(), centre.blue()],
+        [corner.red(), corner.green(), corner.blue()],
+    )
 
 
 def render(client: BlockingKernelClient, png: Path) -> dict[str, Any]:
@@ -152,7 +172,8 @@ def render(client: BlockingKernelClient, png: Path) -> dict[str, Any]:
 
 
 def test_kernel_renders_is_interrupted_restarted_and_leaves_nothing(
-        tmp_path: Path, jupyter_env: dict[str, str]) -> None:
+    tmp_path: Path, jupyter_env: dict[str, str]
+) -> None:
     ana(["kernel", "install", "--user"], jupyter_env)
     with started_kernel(jupyter_env) as (manager, client):
         report = render(client, tmp_path / "first.png")
@@ -201,8 +222,8 @@ def test_kernel_renders_is_interrupted_restarted_and_leaves_nothing(
 
 @pytest.mark.parametrize("mode", ["mesa", "virtualgl"])
 def test_a_kernel_in_a_mode_that_needs_loader_variables(
-        tmp_path: Path, jupyter_env: dict[str, str], request: pytest.FixtureRequest,
-        mode: str) -> None:
+    tmp_path: Path, jupyter_env: dict[str, str], request: pytest.FixtureRequest, mode: str
+) -> None:
     if mode == "mesa":
         jupyter_env["ANA_HEADLESS_MESA_DIR"] = request.getfixturevalue("mesa_dir")
     else:

@@ -12,8 +12,9 @@ CACHED = "[cached probe]"
 def probe_lines(args: list[str], env: dict[str, str]) -> list[str]:
     result = run_ana(["exec", "-v", *args, "true"], env=env)
     assert result.returncode == 0, result.stderr.decode()
-    return [line for line in result.stderr.decode().splitlines()
-            if line.startswith("ana-headless: GL ")]
+    return [
+        line for line in result.stderr.decode().splitlines() if line.startswith("ana-headless: GL ")
+    ]
 
 
 def test_second_run_skips_the_probe_and_a_changed_fact_probes_again(tmp_path: Path) -> None:

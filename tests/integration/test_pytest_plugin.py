@@ -27,16 +27,26 @@ def suite_env(**overrides: str | None) -> dict[str, str]:
     return {name: value for name, value in env.items() if not name.startswith("PYTEST_XDIST")}
 
 
-def run_suite(tmp_path: Path, *args: str, env: dict[str, str] | None = None
-              ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+def run_suite(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     """pytest ARGS in the sample suite; its result, and the records its tests left."""
     records = tmp_path / "records"
     records.mkdir(exist_ok=True)
-    result = subprocess.run([PYTEST, *args], cwd=SUITE, capture_output=True, text=True,
-                            timeout=180, check=False,
-                            env={**(env or suite_env()), "SAMPLE_RECORDS": str(records)})
-    entries = [json.loads(line) for path in sorted(records.glob("*.jsonl"))
-               for line in path.read_text().splitlines()]
+    result = subprocess.run(
+        [PYTEST, *args],
+        cwd=SUITE,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**(env or suite_env()), "SAMPLE_RECORDS": str(records)},
+    )
+    entries = [
+        json.loads(line)
+        for path in sorted(records.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
     return result, entries
 
 
@@ -64,17 +74,22 @@ def test_four_xdist_workers_get_four_displays_of_their_own(tmp_path: Path) -> No
 def test_without_the_plugin_the_same_suite_fails_for_want_of_a_display(tmp_path: Path) -> None:
     # Qt aborts each worker as the suite is collected; no restart, to keep this short, and no
     # capture (-s), for Qt's own message to reach stderr.
-    result, records = run_suite(tmp_path, "-n", "4", "--max-worker-restart", "0", "-s",
-                                *GL_TESTS)
+    result, records = run_suite(tmp_path, "-n", "4", "--max-worker-restart", "0", "-s", *GL_TESTS)
     assert result.returncode != 0
     assert "could not connect to display" in result.stderr
     assert " passed" not in summary(result) and not records
 
 
 def test_one_process_fixture_marker_and_the_report_of_a_failure(tmp_path: Path) -> None:
-    result, records = run_suite(tmp_path, "-o", "ana_headless=true", "-rs",
-                                "sample_features.py", "sample_failing.py",
-                                "sample_frames.py::test_frame_with_qtbot")
+    result, records = run_suite(
+        tmp_path,
+        "-o",
+        "ana_headless=true",
+        "-rs",
+        "sample_features.py",
+        "sample_failing.py",
+        "sample_frames.py::test_frame_with_qtbot",
+    )
     out = result.stdout
     header = next(line for line in out.splitlines() if line.startswith("ana-headless: display"))
     mode = header.split("GL mode ")[1].split(":")[0]
@@ -83,8 +98,9 @@ def test_one_process_fixture_marker_and_the_report_of_a_failure(tmp_path: Path) 
     assert result.returncode == 1, out + result.stderr
     assert f" 1 failed, {5 + hardware + (mode == 'mesa')} passed" in summary(result)
     if not hardware:
-        assert f"needs a hardware OpenGL renderer; the probe found only the software {renderer}" \
-            in out
+        assert (
+            f"needs a hardware OpenGL renderer; the probe found only the software {renderer}" in out
+        )
     if mode != "mesa":
         assert f"needs the GL mode mesa; these tests run with {mode}" in out
     # The failure carries the display and renderer, and the server's log, which says why.
@@ -100,9 +116,15 @@ def test_one_process_fixture_marker_and_the_report_of_a_failure(tmp_path: Path) 
 
 def test_qt_loaded_before_the_plugin_restarts_pytest_under_the_launcher(tmp_path: Path) -> None:
     env = suite_env(PYTHONPATH=os.pathsep.join([str(SUITE), str(FIXTURES)]))
-    result, records = run_suite(tmp_path, "-p", "qt_first", "--ana-headless",
-                                "sample_features.py::test_headless_info",
-                                "sample_frames.py::test_frame", env=env)
+    result, records = run_suite(
+        tmp_path,
+        "-p",
+        "qt_first",
+        "--ana-headless",
+        "sample_features.py::test_headless_info",
+        "sample_frames.py::test_frame",
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 4 passed" in summary(result)
     assert result.stdout.count("test session starts") == 1, "nothing printed before the exec"
@@ -111,8 +133,9 @@ def test_qt_loaded_before_the_plugin_restarts_pytest_under_the_launcher(tmp_path
 
 def test_refuses_to_run_beside_pytest_xvfb(tmp_path: Path) -> None:
     # The sample suite turns pytest-xvfb off in its addopts; without them it is active.
-    result, records = run_suite(tmp_path, "-o", "addopts=-p no:cacheprovider",
-                                "-p", "ana_headless", "sample_features.py")
+    result, records = run_suite(
+        tmp_path, "-o", "addopts=-p no:cacheprovider", "-p", "ana_headless", "sample_features.py"
+    )
     assert result.returncode == 4
     assert "ERROR: ana-headless: pytest-xvfb is active as well" in result.stderr
     assert "-p no:xvfb" in result.stderr and not records
@@ -120,12 +143,17 @@ def test_refuses_to_run_beside_pytest_xvfb(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_a_server_that_never_gets_ready_is_one_error_at_the_deadline(
-        tmp_path: Path, workers: list[str]) -> None:
+    tmp_path: Path, workers: list[str]
+) -> None:
     env = fake_server(tmp_path, "echo 'stuck' >&2; exec sleep 60")
-    env = suite_env(PATH=env["PATH"], ANA_HEADLESS_TIMEOUT="0.5",
-                    ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"))
-    result, records = run_suite(tmp_path, "-p", "ana_headless", *workers,
-                                "sample_features.py", env=env)
+    env = suite_env(
+        PATH=env["PATH"],
+        ANA_HEADLESS_TIMEOUT="0.5",
+        ANA_HEADLESS_PROBE_CACHE=str(tmp_path / "probes.marshal"),
+    )
+    result, records = run_suite(
+        tmp_path, "-p", "ana_headless", *workers, "sample_features.py", env=env
+    )
     assert result.returncode == 4
     err = result.stderr
     assert "Xvfb was not ready within 0.5 s" in err and "stuck" in err
@@ -137,34 +165,46 @@ def test_a_server_that_never_gets_ready_is_one_error_at_the_deadline(
 def test_installed_but_not_asked_for_it_does_nothing(tmp_path: Path) -> None:
     result, _records = run_suite(tmp_path, "sample_features.py::test_headless_info")
     assert result.returncode == 1
-    assert not any(line.startswith("ana-headless:") for line in result.stdout.splitlines()), \
+    assert not any(line.startswith("ana-headless:") for line in result.stdout.splitlines()), (
         "no display, so no header line"
+    )
     assert "the ana-headless plugin is not active" in result.stdout
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_mesa_mode_gets_its_loader_path_from_the_process_start(
-        tmp_path: Path, mesa_dir: str, workers: list[str]) -> None:
-    result, records = run_suite(tmp_path, "-p", "ana_headless", *workers,
-                                "sample_frames.py::test_frame",
-                                env=suite_env(ANA_HEADLESS_GL="mesa",
-                                              ANA_HEADLESS_MESA_DIR=mesa_dir))
+    tmp_path: Path, mesa_dir: str, workers: list[str]
+) -> None:
+    result, records = run_suite(
+        tmp_path,
+        "-p",
+        "ana_headless",
+        *workers,
+        "sample_frames.py::test_frame",
+        env=suite_env(ANA_HEADLESS_GL="mesa", ANA_HEADLESS_MESA_DIR=mesa_dir),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert records and {entry["mode"] for entry in records} == {"mesa"}
     for entry in records:
-        libgl = [lib for lib in entry["libraries"]
-                 if os.path.basename(lib).startswith("libGL.so")]
+        libgl = [lib for lib in entry["libraries"] if os.path.basename(lib).startswith("libGL.so")]
         assert libgl and all(lib.startswith(mesa_dir + "/") for lib in libgl), libgl
-    assert bool(records[0]["reexec"]) == (not workers), \
+    assert bool(records[0]["reexec"]) == (not workers), (
         "one process is re-executed; workers are started under the launcher"
+    )
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_virtualgl_mode_preloads_its_faker_from_the_process_start(
-        tmp_path: Path, vglrun_path: str, workers: list[str]) -> None:
-    result, records = run_suite(tmp_path, "-p", "ana_headless", *workers,
-                                "sample_frames.py::test_frame",
-                                env=suite_env(ANA_HEADLESS_GL="virtualgl", PATH=vglrun_path))
+    tmp_path: Path, vglrun_path: str, workers: list[str]
+) -> None:
+    result, records = run_suite(
+        tmp_path,
+        "-p",
+        "ana_headless",
+        *workers,
+        "sample_frames.py::test_frame",
+        env=suite_env(ANA_HEADLESS_GL="virtualgl", PATH=vglrun_path),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert records and {entry["mode"] for entry in records} == {"virtualgl"}
     for entry in records:

@@ -43,8 +43,12 @@ def test_qt_opengl_frame_has_the_right_pixels(tmp_path: Path) -> None:
 
 def test_child_environment_per_spec(tmp_path: Path) -> None:
     script = write_script(tmp_path, "import json, os; print(json.dumps(dict(os.environ)))")
-    env = ana_env(WAYLAND_DISPLAY="wayland-0", QT_QPA_PLATFORM="offscreen",
-                  XDG_RUNTIME_DIR=None, DISPLAY=":4242")
+    env = ana_env(
+        WAYLAND_DISPLAY="wayland-0",
+        QT_QPA_PLATFORM="offscreen",
+        XDG_RUNTIME_DIR=None,
+        DISPLAY=":4242",
+    )
     result = run_ana(["run", str(script)], env=env)
     assert result.returncode == 0, result.stderr.decode()
     child = json.loads(result.stdout)
@@ -64,7 +68,8 @@ def test_child_keeps_a_runtime_dir_the_user_set(tmp_path: Path) -> None:
 
 def test_module_form(tmp_path: Path) -> None:
     (tmp_path / "hello_mod.py").write_text(
-        "import os, sys; print('module', sys.argv[1:], os.environ['ANA_HEADLESS_MODE'])")
+        "import os, sys; print('module', sys.argv[1:], os.environ['ANA_HEADLESS_MODE'])"
+    )
     env = ana_env(PYTHONPATH=str(tmp_path))
     result = run_ana(["run", "-m", "hello_mod", "--help", "-v"], env=env)
     assert result.returncode == 0, result.stderr.decode()
@@ -79,31 +84,43 @@ def test_exec_runs_any_program() -> None:
 
 
 def test_shebang_form(tmp_path: Path) -> None:
-    script = write_script(tmp_path, f"#!{ANA_HEADLESS}\nimport os, sys\n"
-                          "print(sys.argv[1:], os.environ['ANA_HEADLESS_DISPLAY'][0])\n")
+    script = write_script(
+        tmp_path,
+        f"#!{ANA_HEADLESS}\nimport os, sys\n"
+        "print(sys.argv[1:], os.environ['ANA_HEADLESS_DISPLAY'][0])\n",
+    )
     script.chmod(0o755)
-    result = subprocess.run([str(script), "x", "--gl", "y"], capture_output=True,
-                            env=ana_env(), check=False, timeout=60)
+    result = subprocess.run(
+        [str(script), "x", "--gl", "y"], capture_output=True, env=ana_env(), check=False, timeout=60
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "['x', '--gl', 'y'] :"
 
 
-@pytest.mark.parametrize("args", [
-    ["a b", "it's", 'say "hi"', "line1\nline2", "", "--help", "-v", "*", "$HOME"],
-    [os.fsdecode(b"caf\xe9-latin1"), os.fsdecode(b"\xff\xfe"), "\u00e9t\u00e9"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["a b", "it's", 'say "hi"', "line1\nline2", "", "--help", "-v", "*", "$HOME"],
+        [os.fsdecode(b"caf\xe9-latin1"), os.fsdecode(b"\xff\xfe"), "\u00e9t\u00e9"],
+    ],
+)
 def test_arguments_reach_the_script_exactly(tmp_path: Path, args: list[str]) -> None:
-    script = write_script(tmp_path, "import os, sys\n"
-                          "sys.stdout.buffer.write(b'\\0'.join(map(os.fsencode, sys.argv[1:])))\n")
+    script = write_script(
+        tmp_path,
+        "import os, sys\nsys.stdout.buffer.write(b'\\0'.join(map(os.fsencode, sys.argv[1:])))\n",
+    )
     result = run_ana(["run", str(script), *args])
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"\0".join(map(os.fsencode, args))
 
 
 def test_binary_stdout_is_byte_identical(tmp_path: Path) -> None:
-    script = write_script(tmp_path, "import sys\n"
-                          "sys.stdout.buffer.write(bytes(range(256)) * 4000)\n"
-                          "sys.stderr.write('err\\n')\n")
+    script = write_script(
+        tmp_path,
+        "import sys\n"
+        "sys.stdout.buffer.write(bytes(range(256)) * 4000)\n"
+        "sys.stderr.write('err\\n')\n",
+    )
     direct = subprocess.run([PY, str(script)], capture_output=True, check=True)
     headless = run_ana(["run", str(script)])
     assert headless.returncode == 0
@@ -118,8 +135,9 @@ def test_stdin_passes_through(tmp_path: Path) -> None:
 
 
 def test_huge_argv(tmp_path: Path) -> None:
-    script = write_script(tmp_path,
-                          "import sys; print(len(sys.argv) - 1, sum(map(len, sys.argv[1:])))")
+    script = write_script(
+        tmp_path, "import sys; print(len(sys.argv) - 1, sum(map(len, sys.argv[1:])))"
+    )
     args = [f"argument-{i:06d}" for i in range(20000)]
     result = run_ana(["run", str(script), *args])
     assert result.returncode == 0, result.stderr.decode()
@@ -138,12 +156,19 @@ def test_parent_ignoring_sigusr1_and_sigchld(tmp_path: Path) -> None:
     script = write_script(tmp_path, "import os; print(os.environ['ANA_HEADLESS_MODE'])")
     # Xvfb signals its parent with SIGUSR1 when it inherits it ignored; an ignored SIGCHLD
     # would let the kernel reap our child before we read its status.
-    wrapper = ("import signal, subprocess, sys\n"
-               "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
-               "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
-               "sys.exit(subprocess.call(sys.argv[1:], restore_signals=False))\n")
-    result = subprocess.run([PY, "-c", wrapper, ANA_HEADLESS, "run", str(script)],
-                            capture_output=True, env=ana_env(), timeout=60, check=False)
+    wrapper = (
+        "import signal, subprocess, sys\n"
+        "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "sys.exit(subprocess.call(sys.argv[1:], restore_signals=False))\n"
+    )
+    result = subprocess.run(
+        [PY, "-c", wrapper, ANA_HEADLESS, "run", str(script)],
+        capture_output=True,
+        env=ana_env(),
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "server"
 
@@ -151,30 +176,45 @@ def test_parent_ignoring_sigusr1_and_sigchld(tmp_path: Path) -> None:
 def in_private_tmp(setup: str, command: str) -> subprocess.CompletedProcess[bytes]:
     """Run `setup` then `command` on a fresh tmpfs /tmp in a private mount namespace, with
     only the directories this test runs from (checkout, virtualenv) bound back into it."""
-    if subprocess.run(["unshare", "--mount", "true"], capture_output=True,
-                      check=False).returncode != 0:
+    if (
+        subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False).returncode
+        != 0
+    ):
         pytest.skip("cannot make a private mount namespace here (needs root)")
     needed = {Path(p).resolve() for p in (ANA_HEADLESS, __file__, sys.executable)}
     in_tmp = sorted({p.parts[2] for p in needed if p.parts[1] == "tmp"})
     old_tmp = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    rebind = "".join(f' && mkdir -p "/tmp/{d}" && mount --bind "{old_tmp}/{d}" "/tmp/{d}"'
-                     for d in in_tmp)
-    script = (f'mount --bind /tmp "{old_tmp}" && mount -t tmpfs none /tmp{rebind}'
-              f" && {setup} && {command}")
+    rebind = "".join(
+        f' && mkdir -p "/tmp/{d}" && mount --bind "{old_tmp}/{d}" "/tmp/{d}"' for d in in_tmp
+    )
+    script = (
+        f'mount --bind /tmp "{old_tmp}" && mount -t tmpfs none /tmp{rebind} && {setup} && {command}'
+    )
     try:
-        return subprocess.run(["unshare", "--mount", "sh", "-c", script],
-                              capture_output=True, env=ana_env(), timeout=60, check=False)
+        return subprocess.run(
+            ["unshare", "--mount", "sh", "-c", script],
+            capture_output=True,
+            env=ana_env(),
+            timeout=60,
+            check=False,
+        )
     finally:
         old_tmp.rmdir()
 
 
-@pytest.mark.parametrize("setup, check", [
-    # Missing: created as X servers do.
-    ("test ! -e /tmp/.X11-unix", 'test -S /tmp/.X11-unix/X"${DISPLAY#:}"'),
-    # Not writable, even by root (a read-only mount): the abstract socket alone serves.
-    ("mkdir -m 1777 /tmp/.X11-unix && mount --bind -o ro /tmp/.X11-unix /tmp/.X11-unix",
-     'test ! -e /tmp/.X11-unix/X"${DISPLAY#:}" && xdpyinfo >/dev/null'),
-], ids=["missing", "not-writable"])
+@pytest.mark.parametrize(
+    "setup, check",
+    [
+        # Missing: created as X servers do.
+        ("test ! -e /tmp/.X11-unix", 'test -S /tmp/.X11-unix/X"${DISPLAY#:}"'),
+        # Not writable, even by root (a read-only mount): the abstract socket alone serves.
+        (
+            "mkdir -m 1777 /tmp/.X11-unix && mount --bind -o ro /tmp/.X11-unix /tmp/.X11-unix",
+            'test ! -e /tmp/.X11-unix/X"${DISPLAY#:}" && xdpyinfo >/dev/null',
+        ),
+    ],
+    ids=["missing", "not-writable"],
+)
 def test_x11_socket_directory(setup: str, check: str) -> None:
     result = in_private_tmp(setup, f'"{ANA_HEADLESS}" exec sh -c \'{check} && echo "$DISPLAY"\'')
     assert result.returncode == 0, result.stderr.decode()

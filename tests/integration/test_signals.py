@@ -33,16 +33,18 @@ while True:
 def start(tmp_path: Path, body: str = HANDLER) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     script = tmp_path / "child.py"
     script.write_text(body)
-    launcher = subprocess.Popen([ANA_HEADLESS, "run", str(script)], stdout=subprocess.PIPE,
-                                env=ana_env())
+    launcher = subprocess.Popen(
+        [ANA_HEADLESS, "run", str(script)], stdout=subprocess.PIPE, env=ana_env()
+    )
     assert launcher.stdout is not None
     ready = json.loads(launcher.stdout.readline())
     return launcher, ready
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
-def test_signal_is_forwarded_and_server_outlives_the_child(tmp_path: Path,
-                                                            sig: signal.Signals) -> None:
+def test_signal_is_forwarded_and_server_outlives_the_child(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     launcher, _ready = start(tmp_path)
     launcher.send_signal(sig)
     assert launcher.stdout is not None
@@ -67,8 +69,9 @@ def process_of(private_dir: str, name: bytes) -> int:
 
 # Frozen: as the launcher leaves a starting server for a moment, to look at it (SIGSTOP).
 @pytest.mark.parametrize("frozen", [False, True], ids=["running", "frozen-server"])
-def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path,
-                                                                 frozen: bool) -> None:
+def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(
+    tmp_path: Path, frozen: bool
+) -> None:
     before = leftovers()
     launcher, ready = start(tmp_path)
     number = ready["display"].lstrip(":")
@@ -94,8 +97,9 @@ def test_sigkill_of_the_launcher_leaves_nothing_within_3_seconds(tmp_path: Path,
 
 def test_a_run_whose_watcher_was_killed_still_ends_well(tmp_path: Path) -> None:
     launcher, ready = start(tmp_path)
-    os.kill(process_of(os.path.dirname(ready["xauthority"]), b"ana-headless-cleanup"),
-            signal.SIGKILL)
+    os.kill(
+        process_of(os.path.dirname(ready["xauthority"]), b"ana-headless-cleanup"), signal.SIGKILL
+    )
     launcher.send_signal(signal.SIGTERM)
     assert launcher.stdout is not None
     assert json.loads(launcher.stdout.readline())["display_alive"]

@@ -41,8 +41,9 @@ echo "LEFT:" $left
 """
 
 
-def in_private_tmp(script: str, *, env: dict[str, str] | None = None,
-                   timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def in_private_tmp(
+    script: str, *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a bash `script` as root in a private mount namespace; `$ANA` is ana-headless.
     Its stdout ends with a line "LEFT: ..." naming whatever of ours it left in /tmp."""
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
@@ -50,8 +51,11 @@ def in_private_tmp(script: str, *, env: dict[str, str] | None = None,
     return subprocess.run(
         ["unshare", "--mount", "bash", "-c", _PREAMBLE + script + _LEFTOVERS],
         env={**(env or ana_env()), "ANA": ANA_HEADLESS, "KEEP": f"{ROOT} {sys.prefix}"},
-        capture_output=True, text=True,
-        timeout=timeout, check=False)
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def left_behind(result: subprocess.CompletedProcess[str]) -> str:

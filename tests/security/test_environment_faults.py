@@ -11,14 +11,18 @@ from tests.security.conftest import in_private_tmp, left_behind
 SHOW_AUTH = """sh -c 'stat -c "auth size: %s" "$XAUTHORITY"'"""
 
 
-@pytest.mark.parametrize("make", ["mkfifo /tmp/auth", "truncate -s 256M /tmp/auth"],
-                         ids=["fifo", "huge"])
+@pytest.mark.parametrize(
+    "make", ["mkfifo /tmp/auth", "truncate -s 256M /tmp/auth"], ids=["fifo", "huge"]
+)
 def test_an_xauthority_that_is_no_regular_small_file_is_ignored(make: str) -> None:
-    result = in_private_tmp(f"""
+    result = in_private_tmp(
+        f"""
 {make}
 XAUTHORITY=/tmp/auth timeout 30 "$ANA" exec {SHOW_AUTH}; echo "status $?"
 rm -f /tmp/auth
-""", timeout=90)
+""",
+        timeout=90,
+    )
     assert "status 0" in result.stdout, result.stderr
     size = int(result.stdout.split("auth size: ")[1].split()[0])
     assert size < 1024, "only our own cookie went into the child's Xauthority"
@@ -38,14 +42,19 @@ echo "status $?"
     assert not left_behind(result)
 
 
-@pytest.mark.parametrize("setup, directory", [
-    ("export TMPDIR=/tmp/missing", "/tmp/missing"),
-    # A full /tmp: a small tmpfs over it, filled up.
-    ("mount -t tmpfs -o size=64k,mode=1777 tmpfs /tmp && (yes > /tmp/fill 2>/dev/null || :)",
-     "/tmp"),
-], ids=["missing", "full"])
-def test_a_tmpdir_that_cannot_take_our_files_is_one_clear_line(setup: str,
-                                                               directory: str) -> None:
+@pytest.mark.parametrize(
+    "setup, directory",
+    [
+        ("export TMPDIR=/tmp/missing", "/tmp/missing"),
+        # A full /tmp: a small tmpfs over it, filled up.
+        (
+            "mount -t tmpfs -o size=64k,mode=1777 tmpfs /tmp && (yes > /tmp/fill 2>/dev/null || :)",
+            "/tmp",
+        ),
+    ],
+    ids=["missing", "full"],
+)
+def test_a_tmpdir_that_cannot_take_our_files_is_one_clear_line(setup: str, directory: str) -> None:
     result = in_private_tmp(f"""
 {setup}
 "$ANA" exec true; echo "status $?"
@@ -54,8 +63,9 @@ rm -f /tmp/fill
     assert "status 125" in result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"ana-headless: cannot make the display's private files in "
-                               f"{directory}: ")
+    assert lines[0].startswith(
+        f"ana-headless: cannot make the display's private files in {directory}: "
+    )
     assert "internal error" not in result.stderr
     assert not left_behind(result)
 

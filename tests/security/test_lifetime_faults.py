@@ -22,8 +22,9 @@ from tests.security.conftest import in_private_tmp, left_behind
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e10", "3601"])
 @pytest.mark.parametrize("given", ["option", "environment"])
-def test_a_timeout_that_is_not_a_finite_number_in_range_is_a_usage_error(value: str,
-                                                                        given: str) -> None:
+def test_a_timeout_that_is_not_a_finite_number_in_range_is_a_usage_error(
+    value: str, given: str
+) -> None:
     args, env = ["exec", "--timeout", value, "true"], ana_env()
     if given == "environment":
         args, env = ["exec", "true"], ana_env(ANA_HEADLESS_TIMEOUT=value)
@@ -55,13 +56,18 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
         server = FaultyServer()
         watcher = Watcher(str(tmp_path / "removed-if-we-die"))
 
-    setup = Setup(env=dict(os.environ), prefix=(), chosen=None,  # type: ignore[arg-type]
-                  attempts=())
+    setup = Setup(
+        env=dict(os.environ),
+        prefix=(),
+        chosen=None,  # type: ignore[arg-type]
+        attempts=(),
+    )
     try:
         with pytest.raises(RuntimeError, match="a fault of ours"):
             # A deadline long past: the supervisor checks the server at once, and again.
-            supervise(["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup,
-                      Display(), 0.001)  # type: ignore[arg-type]
+            supervise(
+                ["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup, Display(), 0.001
+            )  # type: ignore[arg-type]
     finally:
         Display.watcher.close()
     assert not os.path.exists(f"/proc/{pid_file.read_text().strip()}"), "killed and reaped"
@@ -88,8 +94,13 @@ entry.main()
 
 def test_an_interrupt_right_after_the_server_is_spawned_leaves_nothing() -> None:
     before = leftovers()
-    result = subprocess.run([sys.executable, "-c", INTERRUPT_AT_SPAWN], env=ana_env(),
-                            capture_output=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_AT_SPAWN],
+        env=ana_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 130, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     deadline = time.monotonic() + 5
@@ -101,9 +112,22 @@ def test_an_interrupt_right_after_the_server_is_spawned_leaves_nothing() -> None
 def test_a_start_up_deadline_leaves_no_keymap_and_no_helper() -> None:
     """A server stopped at its deadline while its keymap compiler (xkbcomp) runs: the whole
     process group goes, and the keymap file that the server would have removed is removed."""
-    script = "".join(f'"$ANA" exec -v --timeout {seconds} true; echo "status $?"\n'
-                     for seconds in ("0.02", "0.04", "0.06", "0.07", "0.08", "0.09", "0.1",
-                                     "0.12", "0.15", "0.2") for _ in range(2))
+    script = "".join(
+        f'"$ANA" exec -v --timeout {seconds} true; echo "status $?"\n'
+        for seconds in (
+            "0.02",
+            "0.04",
+            "0.06",
+            "0.07",
+            "0.08",
+            "0.09",
+            "0.1",
+            "0.12",
+            "0.15",
+            "0.2",
+        )
+        for _ in range(2)
+    )
     result = in_private_tmp(script + "ls /var/lib/xkb /tmp | grep xkm\n", timeout=180)
     statuses = re.findall(r"^status (\d+)$", result.stdout, re.MULTILINE)
     assert len(statuses) == 20 and set(statuses) <= {"0", "125"}, result.stderr
@@ -112,8 +136,11 @@ def test_a_start_up_deadline_leaves_no_keymap_and_no_helper() -> None:
     assert not left_behind(result)
     # Display numbers are machine-wide (abstract sockets): a helper of one of ours is named.
     numbers = set(re.findall(r"display :(\d+)", result.stderr))
-    helpers = [entry for entry in Path("/proc").glob("[0-9]*/cmdline")
-               if any(f"server-{n}.xkm".encode() in _read(entry) for n in numbers)]
+    helpers = [
+        entry
+        for entry in Path("/proc").glob("[0-9]*/cmdline")
+        if any(f"server-{n}.xkm".encode() in _read(entry) for n in numbers)
+    ]
     assert not helpers, "a helper of a stopped server is still running"
 
 
@@ -146,8 +173,13 @@ def test_the_watcher_removes_only_what_is_still_ours(tmp_path: Path) -> None:
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     mine.touch()
     theirs.touch()
-    result = subprocess.run([sys.executable, "-c", WATCHED_THEN_KILLED, str(mine), str(theirs)],
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", WATCHED_THEN_KILLED, str(mine), str(theirs)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     private_dir = result.stdout.strip()
     deadline = time.monotonic() + 5
     while os.path.exists(private_dir) and time.monotonic() < deadline:
@@ -168,8 +200,10 @@ print("reexec:", ana_headless.ensure_headless().reexec)
 def test_the_restarted_launcher_imports_nothing_from_the_working_directory() -> None:
     """`python /app/script.py` run from a directory holding mmap.py or json.py does not import
     them; the launcher that ensure_headless() restarts into must not either."""
-    planted = " ".join(f"/tmp/planted/{name}.py" for name in
-                       ("mmap", "json", "select", "shlex", "struct", "signal", "socket"))
+    planted = " ".join(
+        f"/tmp/planted/{name}.py"
+        for name in ("mmap", "json", "select", "shlex", "struct", "signal", "socket")
+    )
     result = in_private_tmp(f"""
 mkdir /tmp/planted /tmp/app
 for module in {planted}; do printf '%s' {PLANTED!r} > $module; done

@@ -37,8 +37,11 @@ def test_without_home_the_cache_is_in_the_users_home_never_at_the_root() -> None
     import pwd
 
     home = pwd.getpwuid(os.getuid()).pw_dir
-    expected = (os.path.join(home, ".cache", "ana-headless", "probes.marshal")
-                if home not in ("", "/") else None)
+    expected = (
+        os.path.join(home, ".cache", "ana-headless", "probes.marshal")
+        if home not in ("", "/")
+        else None
+    )
     assert cache_path({}) == expected
     assert cache_path({"HOME": "/"}) is None
     assert cache_path({"HOME": "relative"}) == expected
@@ -56,14 +59,20 @@ stat -c 'kind: %F' /tmp/cache/node
     assert not left_behind(result)
 
 
-@pytest.mark.parametrize("directory", [
-    "mkdir -m 777 /tmp/shared",
-    "mkdir -m 755 /tmp/shared && chown nobody /tmp/shared",
-], ids=["writable-by-all", "another-users"])
+@pytest.mark.parametrize(
+    "directory",
+    [
+        "mkdir -m 777 /tmp/shared",
+        "mkdir -m 755 /tmp/shared && chown nobody /tmp/shared",
+    ],
+    ids=["writable-by-all", "another-users"],
+)
 def test_a_link_planted_by_another_user_is_not_followed(directory: str) -> None:
     """The temporary file's name once was the cache's name and our pid: an attacker who
     planted a link there made root overwrite any file."""
-    result = in_private_tmp(directory + """
+    result = in_private_tmp(
+        directory
+        + """
 mkdir -m 700 /tmp/root-only && echo precious > /tmp/root-only/target
 bash -c '
   as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
@@ -73,45 +82,64 @@ bash -c '
   ANA_HEADLESS_PROBE_CACHE=/tmp/shared/probes.marshal exec "$ANA" exec -v true'
 echo "status $?"
 echo "target: $(cat /tmp/root-only/target)"
-""")
+"""
+    )
     assert "status 0" in result.stdout, result.stderr
     assert "target: precious" in result.stdout
     assert "probe cache not used: its directory /tmp/shared is" in result.stderr
     assert not left_behind(result)
 
 
-@pytest.mark.parametrize("planted", [
-    "mkdir -m 755 /tmp/theirs && chown nobody /tmp/theirs && cp /tmp/mine/planted /tmp/theirs/",
-    "mkdir -m 700 /tmp/theirs && cp /tmp/mine/planted /tmp/theirs/ "
-    "&& chown nobody /tmp/theirs/planted",
-], ids=["in-their-directory", "their-file-in-ours"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "mkdir -m 755 /tmp/theirs && chown nobody /tmp/theirs && cp /tmp/mine/planted /tmp/theirs/",
+        "mkdir -m 700 /tmp/theirs && cp /tmp/mine/planted /tmp/theirs/ "
+        "&& chown nobody /tmp/theirs/planted",
+    ],
+    ids=["in-their-directory", "their-file-in-ours"],
+)
 def test_another_users_cache_is_not_trusted(planted: str) -> None:
-    result = in_private_tmp(REWRITE + """
+    result = in_private_tmp(
+        REWRITE
+        + """
 mkdir -m 700 /tmp/mine
 ANA_HEADLESS_PROBE_CACHE=/tmp/mine/probes.marshal "$ANA" exec true || echo "first run failed"
 rewrite /tmp/mine/probes.marshal \
   '{**entry, "report": {**entry["report"], "renderer": "planted renderer"}}' /tmp/mine/planted
-""" + planted + """
+"""
+        + planted
+        + """
 ANA_HEADLESS_PROBE_CACHE=/tmp/theirs/planted \
   "$ANA" exec -v sh -c 'echo "renderer: $ANA_HEADLESS_RENDERER"'
-""")
+"""
+    )
     assert "first run failed" not in result.stdout, result.stderr
     assert "renderer: " in result.stdout and "planted" not in result.stdout
     assert "probe cache not used:" in result.stderr
     assert not left_behind(result)
 
 
-@pytest.mark.parametrize("odd", ['{**entry, "report": ["odd"]}', '{**entry, "report": "odd"}',
-                                 '{**entry, "ok": "yes"}',
-                                 '{**entry, "report": {"renderer": {"nested": 1}}}'])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        '{**entry, "report": ["odd"]}',
+        '{**entry, "report": "odd"}',
+        '{**entry, "ok": "yes"}',
+        '{**entry, "report": {"renderer": {"nested": 1}}}',
+    ],
+)
 def test_an_entry_of_odd_types_costs_a_probe_not_the_run(odd: str) -> None:
-    result = in_private_tmp(REWRITE + f"""
+    result = in_private_tmp(
+        REWRITE
+        + f"""
 mkdir -m 700 /tmp/mine
 export ANA_HEADLESS_PROBE_CACHE=/tmp/mine/probes.marshal
 "$ANA" exec true || echo "first run failed"
 rewrite /tmp/mine/probes.marshal '{odd}' /tmp/mine/probes.marshal
 "$ANA" exec -v sh -c 'echo "renderer: $ANA_HEADLESS_RENDERER"'; echo "status $?"
-""")
+"""
+    )
     assert "first run failed" not in result.stdout, result.stderr
     assert "status 0" in result.stdout, result.stderr
     assert re.search(r"^renderer: \S", result.stdout, re.MULTILINE), "a probe ran again"
@@ -120,12 +148,15 @@ rewrite /tmp/mine/probes.marshal '{odd}' /tmp/mine/probes.marshal
 
 
 def test_a_fifo_as_the_cache_neither_hangs_nor_is_written() -> None:
-    result = in_private_tmp("""
+    result = in_private_tmp(
+        """
 mkdir -m 700 /tmp/mine && mkfifo /tmp/mine/probes.marshal
 ANA_HEADLESS_PROBE_CACHE=/tmp/mine/probes.marshal timeout 20 "$ANA" exec -v true
 echo "status $?"
 stat -c 'kind: %F' /tmp/mine/probes.marshal
-""", timeout=60)
+""",
+        timeout=60,
+    )
     assert "status 0" in result.stdout, result.stderr
     assert "kind: fifo" in result.stdout
     assert not left_behind(result)

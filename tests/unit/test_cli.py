@@ -15,24 +15,30 @@ from ana_headless.options import Request, Screen
 
 ROOT = Path(__file__).resolve().parents[2]
 
-@pytest.mark.parametrize("text, screen", [("1280x1024x24", Screen(1280, 1024, 24)),
-                                          ("1x1x8", Screen(1, 1, 8))])
+
+@pytest.mark.parametrize(
+    "text, screen", [("1280x1024x24", Screen(1280, 1024, 24)), ("1x1x8", Screen(1, 1, 8))]
+)
 def test_screen_parses(text: str, screen: Screen) -> None:
     assert ScreenType().convert(text, None, None) == screen
+
 
 @pytest.mark.parametrize("text", ["0x0x24", "abc", "800x600", "800x600x7", "40000x10x24"])
 def test_screen_rejects(text: str) -> None:
     with pytest.raises(click.BadParameter):
         ScreenType().convert(text, None, None)
 
+
 def test_exit_status() -> None:
     assert exit_status(0) == 0 and exit_status(3) == 3 and exit_status(-9) == 137
+
 
 def test_man_page_is_generated_from_the_cli() -> None:
     committed = (ROOT / "man" / "ana-headless.1").read_text()
     assert committed == manpage.render(), "run `make man` after changing the CLI"
     for option in ("gl", "screen", "timeout", "explain", "dry\\-run", "no\\-virtualgl"):
         assert f"\\-\\-{option}" in committed
+
 
 def test_run_dash_m_keeps_everything_after_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Request] = []
@@ -42,8 +48,7 @@ def test_run_dash_m_keeps_everything_after_the_module(monkeypatch: pytest.Monkey
         raise SystemExit(0)
 
     monkeypatch.setattr("ana_headless.cli._execute", capture)
-    result = CliRunner().invoke(main, ["run", "--screen", "10x10x24", "-m", "mod", "--help",
-                                       "-v"])
+    result = CliRunner().invoke(main, ["run", "--screen", "10x10x24", "-m", "mod", "--help", "-v"])
     assert result.exit_code == 0, result.output
     assert seen[-1].argv[1:] == ["-m", "mod", "--help", "-v"]
     CliRunner().invoke(main, ["run", "-mmod", "--screen", "x"])

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_design_docs_import_graph_is_current() -> None:
-    graph = subprocess.run([sys.executable, str(ROOT / "scripts" / "import-graph.py")],
-                           capture_output=True, text=True, check=True).stdout
+    graph = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import-graph.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     documented = (ROOT / "docs" / "design.md").read_text()
     assert graph.strip() in documented, "update docs/design.md from scripts/import-graph.py"

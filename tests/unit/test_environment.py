@@ -10,6 +10,7 @@ def test_apply_patch_copies_and_removes() -> None:
     assert apply_patch(base, {"A": None, "C": "3"}) == {"B": "2", "C": "3"}
     assert base == {"A": "1", "B": "2"}
 
+
 def test_display_patch() -> None:
     patch = display_patch(":5", "/x/auth", None, {"QT_QPA_PLATFORM": "offscreen"})
     assert patch["DISPLAY"] == patch["ANA_HEADLESS_DISPLAY"] == ":5"

@@ -14,8 +14,7 @@ def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
     pipes = [os.pipe() for _ in range(3)]
     write_ends = [write_end for _read, write_end in pipes]
     passed = [write_ends[2], write_ends[0], write_ends[1]]
-    pid = spawn(["/bin/sh", "-c", "echo three >&3; echo four >&4; echo five >&5"],
-                pass_fds=passed)
+    pid = spawn(["/bin/sh", "-c", "echo three >&3; echo four >&4; echo five >&5"], pass_fds=passed)
     for fd in write_ends:
         os.close(fd)
     assert wait_pid(pid, None) == 0
@@ -24,6 +23,7 @@ def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
         with os.fdopen(read_end, "rb") as pipe:
             received.append(pipe.read())
     assert received == [b"four\n", b"five\n", b"three\n"]
+
 
 def test_remove_tree_removes_links_not_what_they_point_to(tmp_path: Path) -> None:
     kept = tmp_path / "kept"

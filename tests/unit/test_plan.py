@@ -11,8 +11,16 @@ from ana_headless.facts import HostFacts, gather
 from ana_headless.options import Options
 from ana_headless.plan import make_plan
 
-BARE = HostFacts(xvfb="/usr/bin/Xvfb", xpra=None, vglrun=None, mesa_dirs=(), egl_devices=(),
-                 nvidia_egl=False, original_display=None, vgl_display=None)
+BARE = HostFacts(
+    xvfb="/usr/bin/Xvfb",
+    xpra=None,
+    vglrun=None,
+    mesa_dirs=(),
+    egl_devices=(),
+    nvidia_egl=False,
+    original_display=None,
+    vgl_display=None,
+)
 
 
 def modes(facts: HostFacts, **options: object) -> list[str]:
@@ -72,8 +80,10 @@ def test_mesa_dir_without_libgl_is_named(tmp_path: Path) -> None:
 def test_mesa_dir_goes_first_on_the_library_path(tmp_path: Path) -> None:
     (tmp_path / "libGL.so.1").write_bytes(b"")
     # The plan is pure: what is in the directory is a fact, gathered beforehand.
-    facts = BARE.replace(loader={"LD_LIBRARY_PATH": "/opt/lib"},
-                         given_mesa_dir=gather({}, str(tmp_path)).given_mesa_dir)
+    facts = BARE.replace(
+        loader={"LD_LIBRARY_PATH": "/opt/lib"},
+        given_mesa_dir=gather({}, str(tmp_path)).given_mesa_dir,
+    )
     plan = make_plan(facts, Options(gl="mesa", mesa_dir=str(tmp_path)))
     assert plan.candidates[0].env_patch == {"LD_LIBRARY_PATH": f"{tmp_path}:/opt/lib"}
 

@@ -20,6 +20,7 @@ def test_probe_key_changes_with_what_the_probe_depends_on(tmp_path: Path) -> Non
     (mesa / "libGL.so.1").write_bytes(b"another build")
     assert key != probe_key(candidate, {}, "/usr/bin/Xvfb", 24, __file__)
 
+
 def test_probe_cache_round_trip_and_bad_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "probes.marshal"
     cache = ProbeCache(str(path))

@@ -16,8 +16,10 @@ from ana_headless.quickparse import quick_parse
 # The variables the options read: unset unless a case sets them.
 OPTION_VARIABLES = {spec.envvar for spec in SPECS if spec.envvar}
 
-def click_request(args: list[str], env: dict[str, str],
-                  monkeypatch: pytest.MonkeyPatch) -> Request | None:
+
+def click_request(
+    args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Request | None:
     """What click makes of the command line (None when it refuses it)."""
     seen: list[Request] = []
 
@@ -31,9 +33,11 @@ def click_request(args: list[str], env: dict[str, str],
     result = CliRunner(env=environment).invoke(main, args)
     return seen[0] if result.exit_code == 0 and seen else None
 
+
 def quick_request(args: list[str], env: dict[str, str]) -> Request | None:
     environment = {k: v for k, v in os.environ.items() if k not in OPTION_VARIABLES}
     return quick_parse(args, {**environment, **env})
+
 
 PLAIN = [
     (["run", "s.py"], {}),
@@ -55,9 +59,17 @@ PLAIN = [
     (["run", "--timeout", "1", "--timeout", "7", "s.py"], {}),
     (["run", "--vgl-display", "-x", "s.py"], {}),
     (["run", "--vgl-display=a=b", "s.py"], {}),
-    (["run", "s.py"], {"ANA_HEADLESS_GL": "server", "ANA_HEADLESS_SCREEN": "320x200x24",
-                       "ANA_HEADLESS_TIMEOUT": "3", "ANA_HEADLESS_SERVER": "xpra",
-                       "VGL_DISPLAY": ":3", "ANA_HEADLESS_PYTHON": "/opt/python"}),
+    (
+        ["run", "s.py"],
+        {
+            "ANA_HEADLESS_GL": "server",
+            "ANA_HEADLESS_SCREEN": "320x200x24",
+            "ANA_HEADLESS_TIMEOUT": "3",
+            "ANA_HEADLESS_SERVER": "xpra",
+            "VGL_DISPLAY": ":3",
+            "ANA_HEADLESS_PYTHON": "/opt/python",
+        },
+    ),
     (["run", "--gl", "auto", "s.py"], {"ANA_HEADLESS_GL": "mesa"}),
     (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "0"}),
     (["exec", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "No"}),
@@ -66,29 +78,51 @@ PLAIN = [
     (["exec", "--virtualgl", "prog"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "off"}),
 ]
 
+
 @pytest.mark.parametrize("args, env", PLAIN)
 def test_plain_command_lines_are_read_as_click_reads_them(
-        args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     quick = quick_request(args, env)
     assert quick is not None, "a plain command line must not need click"
     assert quick == click_request(args, env, monkeypatch)
 
-@pytest.mark.parametrize("args, env", [
-    ([], {}), (["--help"], {}), (["-h"], {}), (["--version"], {}), (["doctor"], {}),
-    (["kernel", "list"], {}),
-    (["run", "--help"], {}), (["run"], {}), (["exec"], {}), (["run", "-m"], {}),
-    (["run", "-vq", "s.py"], {}), (["run", "--screen", "bad", "s.py"], {}),
-    (["run", "--gl", "opengl", "s.py"], {}), (["run", "--timeout", "-1", "s.py"], {}),
-    (["run", "--timeout", "inf", "s.py"], {}), (["run", "--frobnicate", "s.py"], {}),
-    (["run", "--explain=yes", "s.py"], {}), (["exec", "--python", "x", "prog"], {}),
-    (["run", "--mesa-dir", "/no/such/dir", "s.py"], {}),
-    (["run", "s.py"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "maybe"}),
-    (["run", "s.py"], {"ANA_HEADLESS_SCREEN": "big"}),
-])
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        ([], {}),
+        (["--help"], {}),
+        (["-h"], {}),
+        (["--version"], {}),
+        (["doctor"], {}),
+        (["kernel", "list"], {}),
+        (["run", "--help"], {}),
+        (["run"], {}),
+        (["exec"], {}),
+        (["run", "-m"], {}),
+        (["run", "-vq", "s.py"], {}),
+        (["run", "--screen", "bad", "s.py"], {}),
+        (["run", "--gl", "opengl", "s.py"], {}),
+        (["run", "--timeout", "-1", "s.py"], {}),
+        (["run", "--timeout", "inf", "s.py"], {}),
+        (["run", "--frobnicate", "s.py"], {}),
+        (["run", "--explain=yes", "s.py"], {}),
+        (["exec", "--python", "x", "prog"], {}),
+        (["run", "--mesa-dir", "/no/such/dir", "s.py"], {}),
+        (["run", "s.py"], {"ANA_HEADLESS_ALLOW_VIRTUALGL": "maybe"}),
+        (["run", "s.py"], {"ANA_HEADLESS_SCREEN": "big"}),
+    ],
+)
 def test_anything_else_is_left_to_click(args: list[str], env: dict[str, str]) -> None:
     assert quick_request(args, env) is None
 
+
 def test_quick_parse_builds_the_child_command_line() -> None:
     request = quick_request(["run", "-v", "--screen", "64x48x16", "s.py", "--screen"], {})
-    assert request == Request([sys.executable, "s.py", "--screen"],
-                              Options(screen=Screen(64, 48, 16)), script="s.py", verbose=1)
+    assert request == Request(
+        [sys.executable, "s.py", "--screen"],
+        Options(screen=Screen(64, 48, 16)),
+        script="s.py",
+        verbose=1,
+    )

@@ -27,6 +27,7 @@ class Executed(Exception):
 @pytest.fixture
 def process(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A process that is not headless yet and has imported Qt, whose exec is recorded."""
+
     def execve(path: str, argv: Sequence[str], env: dict[str, str]) -> None:
         raise Executed(path, argv, env)
 
@@ -40,15 +41,23 @@ def process(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_qt_imported_too_early_restarts_the_same_command_under_the_launcher(
-        process: pytest.MonkeyPatch) -> None:
+    process: pytest.MonkeyPatch,
+) -> None:
     process.setattr(sys, "orig_argv", [sys.executable, "-u", "/app/script.py", "a b", "-v"])
     with pytest.raises(Executed) as executed:
         api.ensure_headless(force_virtualgl=True)
     argv = executed.value.argv
     assert executed.value.path == sys.executable == argv[0]
     assert argv[1] == "-c" and "ana_headless.cli" in argv[2]
-    assert argv[3:] == ["exec", "--force-virtualgl", sys.executable, "-u", "/app/script.py",
-                        "a b", "-v"]
+    assert argv[3:] == [
+        "exec",
+        "--force-virtualgl",
+        sys.executable,
+        "-u",
+        "/app/script.py",
+        "a b",
+        "-v",
+    ]
     assert executed.value.env[REEXEC_VAR] == "1"
 
 
@@ -60,13 +69,17 @@ def test_options_from_the_environment_are_passed_on(process: pytest.MonkeyPatch)
     assert executed.value.argv[3:6] == ["exec", "--no-virtualgl", "--screen"]
 
 
-@pytest.mark.parametrize("orig_argv, why", [
-    ([sys.executable, "-c", "pass"], "python -c"),
-    ([sys.executable, "-"], "standard input"),
-    ([sys.executable], "standard input"),
-])
+@pytest.mark.parametrize(
+    "orig_argv, why",
+    [
+        ([sys.executable, "-c", "pass"], "python -c"),
+        ([sys.executable, "-"], "standard input"),
+        ([sys.executable], "standard input"),
+    ],
+)
 def test_a_program_that_cannot_be_run_again_is_an_error_not_an_exec(
-        process: pytest.MonkeyPatch, orig_argv: list[str], why: str) -> None:
+    process: pytest.MonkeyPatch, orig_argv: list[str], why: str
+) -> None:
     process.setattr(sys, "orig_argv", orig_argv)
     with pytest.raises(HeadlessError, match=why) as error:
         api.ensure_headless()

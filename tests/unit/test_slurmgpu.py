@@ -51,13 +51,13 @@ class FakeGpuHost:
         if render:
             (device / "drm" / render).mkdir()
 
-    def gpu(self, minor: int, uuid: str, bus: str, card: str | None,
-            render: str | None = None) -> None:
+    def gpu(
+        self, minor: int, uuid: str, bus: str, card: str | None, render: str | None = None
+    ) -> None:
         # The driver names the directory after the bus address.
         directory = self.nvidia / bus
         directory.mkdir()
-        (directory / "information").write_text(INFORMATION.format(uuid=uuid, bus=bus,
-                                                                  minor=minor))
+        (directory / "information").write_text(INFORMATION.format(uuid=uuid, bus=bus, minor=minor))
         if card:
             self._card(card, bus, render)
 
@@ -80,16 +80,19 @@ def host(tmp_path: Path) -> FakeGpuHost:
 
 
 def test_information_and_pci_addresses_are_read_as_the_driver_writes_them(
-        host: FakeGpuHost) -> None:
-    assert parse_information(INFORMATION.format(uuid=UUID_A, bus="0000:86:00.0", minor=3)) == \
-        Gpu(3, UUID_A, "0000:86:00.0")
+    host: FakeGpuHost,
+) -> None:
+    assert parse_information(INFORMATION.format(uuid=UUID_A, bus="0000:86:00.0", minor=3)) == Gpu(
+        3, UUID_A, "0000:86:00.0"
+    )
     assert parse_information("Model: \t\t something else\n") is None
     assert pci_address("00000000:3B:00.0") == pci_address("3b:00.0") == "0000:3b:00.0"
     assert sorted(g.minor for g in nvidia_gpus(str(host.nvidia))) == [0, 1]
 
 
 def test_slurm_global_ids_are_device_minors_and_the_card_is_found_by_pci_address(
-        host: FakeGpuHost) -> None:
+    host: FakeGpuHost,
+) -> None:
     device, why = host.egl_device(SLURM_JOB_GPUS="1", CUDA_VISIBLE_DEVICES="0") or ("", "")
     assert device == "/dev/dri/card2"
     assert "0000:18:00.0" in why and "SLURM_JOB_GPUS=1" in why and "renderD129" in why
@@ -97,31 +100,44 @@ def test_slurm_global_ids_are_device_minors_and_the_card_is_found_by_pci_address
     assert host.device(SLURM_STEP_GPUS="0-1", SLURM_JOB_GPUS="1") == "/dev/dri/card1"
 
 
-@pytest.mark.parametrize(("visible", "card"), [
-    (UUID_A[:12], "card1"),       # a unique UUID prefix, as CUDA accepts
-    (f"{UUID_B},{UUID_A}", "card2"),
-    ("0", "card2"),               # an index counts in PCI bus order: 0000:18 before 0000:86
-    ("1,0", "card1"),
-])
-def test_cuda_visible_devices_by_uuid_or_index(host: FakeGpuHost, visible: str,
-                                               card: str) -> None:
+@pytest.mark.parametrize(
+    ("visible", "card"),
+    [
+        (UUID_A[:12], "card1"),  # a unique UUID prefix, as CUDA accepts
+        (f"{UUID_B},{UUID_A}", "card2"),
+        ("0", "card2"),  # an index counts in PCI bus order: 0000:18 before 0000:86
+        ("1,0", "card1"),
+    ],
+)
+def test_cuda_visible_devices_by_uuid_or_index(host: FakeGpuHost, visible: str, card: str) -> None:
     assert host.device(CUDA_VISIBLE_DEVICES=visible) == f"/dev/dri/{card}"
 
 
-@pytest.mark.parametrize("env", [{}, {"CUDA_VISIBLE_DEVICES": "NoDevFiles"},
-                                 {"CUDA_VISIBLE_DEVICES": ""}, {"SLURM_JOB_GPUS": ""}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"CUDA_VISIBLE_DEVICES": "NoDevFiles"},
+        {"CUDA_VISIBLE_DEVICES": ""},
+        {"SLURM_JOB_GPUS": ""},
+    ],
+)
 def test_no_gpu_given_means_no_device(host: FakeGpuHost, env: dict[str, str]) -> None:
     assert host.device(**env) is None
 
 
-@pytest.mark.parametrize(("env", "said"), [
-    ({"SLURM_JOB_GPUS": "5"}, "no NVIDIA GPU has device minor 5"),
-    ({"CUDA_VISIBLE_DEVICES": "MIG-1c2d3e4f"}, "names no single GPU"),
-    ({"CUDA_VISIBLE_DEVICES": "GPU-"}, "names no single GPU"),
-    ({"CUDA_VISIBLE_DEVICES": "7"}, "only 2 NVIDIA GPUs"),
-])
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"SLURM_JOB_GPUS": "5"}, "no NVIDIA GPU has device minor 5"),
+        ({"CUDA_VISIBLE_DEVICES": "MIG-1c2d3e4f"}, "names no single GPU"),
+        ({"CUDA_VISIBLE_DEVICES": "GPU-"}, "names no single GPU"),
+        ({"CUDA_VISIBLE_DEVICES": "7"}, "only 2 NVIDIA GPUs"),
+    ],
+)
 def test_a_gpu_that_cannot_be_found_falls_back_to_the_first_egl_device_and_says_why(
-        host: FakeGpuHost, env: dict[str, str], said: str) -> None:
+    host: FakeGpuHost, env: dict[str, str], said: str
+) -> None:
     device, why = host.egl_device(**env) or ("", "")
     assert device == "egl" and said in why
 
@@ -134,10 +150,17 @@ def test_a_gpu_without_a_drm_node_gets_the_first_egl_device(tmp_path: Path) -> N
 
 
 def test_the_allocated_gpu_is_virtualgls_default_after_an_explicit_vgl_display() -> None:
-    facts = HostFacts(xvfb="/usr/bin/Xvfb", xpra=None, vglrun="vglrun", mesa_dirs=(),
-                      egl_devices=("/dev/dri/renderD128",), nvidia_egl=True,
-                      original_display="localhost:10.0", vgl_display=None,
-                      allocated_gpu=("/dev/dri/card2", "the allocated GPU 0000:18:00.0"))
+    facts = HostFacts(
+        xvfb="/usr/bin/Xvfb",
+        xpra=None,
+        vglrun="vglrun",
+        mesa_dirs=(),
+        egl_devices=("/dev/dri/renderD128",),
+        nvidia_egl=True,
+        original_display="localhost:10.0",
+        vgl_display=None,
+        allocated_gpu=("/dev/dri/card2", "the allocated GPU 0000:18:00.0"),
+    )
     virtualgl = make_plan(facts, Options()).candidates[0]
     # Before DISPLAY: sbatch passes on the submitting shell's (an ssh-forwarded one, say).
     assert virtualgl.prefix == ("vglrun", "-d", "/dev/dri/card2")

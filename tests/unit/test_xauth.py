@@ -15,11 +15,11 @@ def test_auth_file_is_our_wildcard_mit_cookie_then_the_inherited(tmp_path: Path)
     assert data.endswith(b"USER")
     data = data[:-4]
     assert path.stat().st_mode & 0o777 == 0o600
-    family, = struct.unpack(">H", data[:2])
+    (family,) = struct.unpack(">H", data[:2])
     fields, offset = [], 2
     while offset < len(data):
-        length, = struct.unpack(">H", data[offset:offset + 2])
-        fields.append(data[offset + 2:offset + 2 + length])
+        (length,) = struct.unpack(">H", data[offset : offset + 2])
+        fields.append(data[offset + 2 : offset + 2 + length])
         offset += 2 + length
     assert family == 0xFFFF
     assert fields == [b"", b"7", b"MIT-MAGIC-COOKIE-1", b"C" * 16]
