@@ -17,10 +17,10 @@ from .options import (
     SPECS,
     OptionSpec,
     Request,
-    Screen,
     build_request,
     parse_seconds,
 )
+from .screen import Screen
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -22,7 +22,7 @@ from .claim import socket_path, unlink_if_there
 from .errors import SetupError
 from .lifetime import signals, spawn
 from .ownership import check_ownership
-from .plan import AUTH_FILE, DISPLAY_OPTIONS, PRIVATE_DIR, READY_FD
+from .plan import command_line
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -39,32 +39,6 @@ _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
 # Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
 # of these the server can write to. The server reads and removes the file before it is ready.
 _KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
-
-
-def command_line(
-    server: ServerCommand, claim: DisplayClaim | None, auth_file: str, private_dir: str
-) -> list[str]:
-    """The planned command line with the values of this start filled in."""
-    display_options: list[str] = []
-    ready_fd = 3
-    if claim is not None:
-        # The lock file is ours (the server's own locking would find it taken); without a
-        # socket file the abstract socket alone serves. Its sockets come first, at fds 3...
-        display_options = [f":{claim.number}", "-nolock"]
-        if not claim.has_socket_file:
-            display_options += ["-nolisten", "unix"]
-        ready_fd += len(claim.sockets)
-    values = {READY_FD: str(ready_fd), AUTH_FILE: auth_file, PRIVATE_DIR: private_dir}
-    command: list[str] = []
-    for template in server.arguments:
-        if template == DISPLAY_OPTIONS:
-            command += display_options
-            continue
-        part = template
-        for placeholder, value in values.items():
-            part = part.replace(placeholder, value)
-        command.append(part)
-    return command
 
 
 def _name(kind: str) -> str:

@@ -15,8 +15,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .claim import DisplayClaim
     from .facts import HostFacts
-    from .options import Options, Screen
+    from .options import Options
+    from .screen import Screen
 
 
 class Candidate(Record):
@@ -83,6 +85,32 @@ class Plan(Record):
         self.candidates = candidates
         # Modes left out before any probe, each with why.
         self.skipped = skipped
+
+
+def command_line(
+    server: ServerCommand, claim: DisplayClaim | None, auth_file: str, private_dir: str
+) -> list[str]:
+    """The planned command line with the values of this start filled in."""
+    display_options: list[str] = []
+    ready_fd = 3
+    if claim is not None:
+        # The lock file is ours (the server's own locking would find it taken); without a
+        # socket file the abstract socket alone serves. Its sockets come first, at fds 3...
+        display_options = [f":{claim.number}", "-nolock"]
+        if not claim.has_socket_file:
+            display_options += ["-nolisten", "unix"]
+        ready_fd += len(claim.sockets)
+    values = {READY_FD: str(ready_fd), AUTH_FILE: auth_file, PRIVATE_DIR: private_dir}
+    command: list[str] = []
+    for template in server.arguments:
+        if template == DISPLAY_OPTIONS:
+            command += display_options
+            continue
+        part = template
+        for placeholder, value in values.items():
+            part = part.replace(placeholder, value)
+        command.append(part)
+    return command
 
 
 def _xvfb_arguments(screen: Screen) -> tuple[str, ...]:

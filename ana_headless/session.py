@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from types import TracebackType
 
-    from .options import Screen
     from .plan import Plan
+    from .screen import Screen
 
 
 class Display:

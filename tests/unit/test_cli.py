@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from ana_headless import manpage
 from ana_headless.cli import ScreenType, main
 from ana_headless.launcher import exit_status
-from ana_headless.options import Request, Screen
+from ana_headless.options import Request
+from ana_headless.screen import Screen
 
 ROOT = Path(__file__).resolve().parents[2]
 

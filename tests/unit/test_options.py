@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ana_headless.options import Options, Screen, launcher_arguments
+from ana_headless.options import Options, launcher_arguments
 from ana_headless.quickparse import quick_parse
+from ana_headless.screen import Screen
 
 
 @pytest.mark.parametrize(

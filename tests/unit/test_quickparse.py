@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from ana_headless.cli import main
-from ana_headless.options import SPECS, Options, Request, Screen
+from ana_headless.options import SPECS, Options, Request
 from ana_headless.quickparse import quick_parse
+from ana_headless.screen import Screen
 
 # The variables the options read: unset unless a case sets them.
 OPTION_VARIABLES = {spec.envvar for spec in SPECS if spec.envvar}
