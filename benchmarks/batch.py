@@ -29,7 +29,6 @@ import argparse
 import datetime
 import importlib.util
 import json
-import os
 import queue
 import shlex
 import shutil
@@ -44,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from contenders import contenders
-from leaks import KINDS, Debris, new_tag, pids, sweep
+from leaks import KINDS, Debris, new_tag, sweep
 from machine import machine_facts
+from memory import PeakMemory
 from report import left_text, publish
 from runs import claims, progress, run_once
 from workloads import REPORT_DISPLAY
@@ -53,6 +53,8 @@ from workloads import REPORT_DISPLAY
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
 SNAPSHOT = EXAMPLES / "subject_snapshot.py"
+# Runs a batch through Dask or soma-workflow, in a process of its own.
+DRIVER = HERE / "batch_driver.py"
 SUBJECTS = 200
 PARALLEL = 2
 CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "soma-workflow")
@@ -65,163 +67,14 @@ LABELS = {
 # Per snapshot process, and per batch.
 RUN_TIMEOUT = 120.0
 BATCH_TIMEOUT = 1800.0
-MEMORY_INTERVAL = 0.2
 # How long the batch's servers may take to go before they count as left behind.
 SETTLE = 10.0
+# How much of a failed run's stderr is kept.
 TAIL = 2000
 
 
 # ---------------------------------------------------------------------------------------------
-# Inside the Dask and soma-workflow drivers (this script run with --drive)
-
-
-def snapshot_task(subject: int, outdir: str) -> dict[str, Any]:
-    """One subject in a Dask worker, whose PYTHONPATH holds examples/."""
-    import subject_snapshot
-
-    try:
-        subject_snapshot.snapshot(subject, os.path.join(outdir, f"subject-{subject}.png"))
-    except Exception as error:  # a failed subject is counted, not fatal
-        return {"subject": subject, "error": f"{type(error).__name__}: {error}"}
-    return {
-        "subject": subject,
-        "display": os.environ.get("DISPLAY", ""),
-        "xauthority": os.environ.get("XAUTHORITY", ""),
-    }
-
-
-def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
-    from dask.distributed import Client, LocalCluster
-
-    from ana_headless.daskworker import HeadlessWorker
-
-    start = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=parallel,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            worker_class=HeadlessWorker,
-            env={"PYTHONPATH": str(EXAMPLES)},
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
-        ready = time.perf_counter() - start
-        futures = client.map(snapshot_task, range(subjects), outdir=str(outdir), pure=False)
-        results = client.gather(futures)
-    return {"startup_s": ready, "results": results}
-
-
-def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
-    """A workflow of one job per subject; HOME holds the configuration (the benchmark
-    wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
-    from soma_workflow.client import Helper, Job, Workflow, WorkflowController
-
-    jobs = [
-        Job(
-            command=[
-                sys.executable,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(outdir / f"subject-{n}.png"),
-                "--subject",
-                str(n),
-            ],
-            name=f"subject-{n}",
-            stderr_file=str(outdir / f"subject-{n}.err"),
-        )
-        for n in range(subjects)
-    ]
-    start = time.perf_counter()
-    controller = WorkflowController()
-    ready = time.perf_counter() - start
-    workflow_id = controller.submit_workflow(Workflow(jobs=jobs))
-    Helper.wait_workflow(workflow_id, controller)
-    failed = set(Helper.list_failed_jobs(workflow_id, controller))
-    names = controller.jobs(
-        [job_id for job_id, *_ in controller.workflow_elements_status(workflow_id)[0]]
-    )
-    results = []
-    for job_id, (name, *_) in names.items():
-        subject = int(name.rpartition("-")[2])
-        stderr = Path(outdir / f"{name}.err")
-        said = stderr.read_text(errors="replace") if stderr.exists() else "no stderr"
-        if job_id in failed:
-            results.append({"subject": subject, "error": f"job failed: {said[-TAIL:]}"})
-        else:
-            results.append({"subject": subject, "stderr": said})
-    controller.delete_workflow(workflow_id)
-    controller.stop_engine()
-    return {"startup_s": ready, "results": results}
-
-
-def drive(engine: str, subjects: int, parallel: int, outdir: Path) -> None:
-    # soma-workflow and dask talk on stdout: keep it for the report.
-    stdout = sys.stdout
-    sys.stdout = sys.stderr
-    report = (
-        drive_dask(subjects, parallel, outdir)
-        if engine == "dask"
-        else drive_soma_workflow(subjects, outdir)
-    )
-    print(json.dumps(report), file=stdout, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
 # Measuring
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid in pids():
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                data = stat.read()
-        except OSError:
-            continue
-        # The command name in parentheses may itself hold spaces and parentheses.
-        parent = int(data[data.rindex(b")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def pss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-class PeakMemory(threading.Thread):
-    """The largest total PSS of this process's descendants (the contender's processes: one
-    contender runs at a time), sampled every MEMORY_INTERVAL seconds."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        me = os.getpid()
-        while not self._done.wait(MEMORY_INTERVAL):
-            self.peak = max(self.peak, sum(pss_bytes(pid) for pid in descendants(me)))
-
-    def stop(self) -> int:
-        self._done.set()
-        self.join()
-        return self.peak
 
 
 @dataclass
@@ -288,12 +141,11 @@ def one_process_per_subject(
 def through_driver(
     engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *, home: Path | None
 ) -> tuple[dict[int, str], set[str], float | None]:
-    """The batch in a driver process (this script, --drive ENGINE), with its own HOME if
+    """The batch in a driver process (batch_driver.py ENGINE), with its own HOME if
     given; the failures, the files the subjects' runs claimed, and the engine's start-up."""
     argv = [
         sys.executable,
-        __file__,
-        "--drive",
+        str(DRIVER),
         engine,
         "--subjects",
         str(subjects),
@@ -454,7 +306,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="DIR",
         help="where batch.md and batch.json go (default: benchmarks/results)",
     )
-    parser.add_argument("--drive", choices=("dask", "soma-workflow"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(args.only) - set(CONTENDERS))
@@ -469,9 +320,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    if args.drive:
-        drive(args.drive, args.subjects, args.parallel, args.out)
-        return 0
     runners = contenders()
     ana = next(c for c in runners if c.key == "ana-headless-run")
     if ana.missing:

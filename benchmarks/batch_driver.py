@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""W5's driver: one batch of subjects through Dask or soma-workflow, in a process of its own,
+its report (JSON) on the last line of stdout. batch.py runs it:
+
+    python benchmarks/batch_driver.py dask|soma-workflow --subjects N --parallel N --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from workloads import REPORT_DISPLAY
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parent / "examples"
+SNAPSHOT = EXAMPLES / "subject_snapshot.py"
+RUN_TIMEOUT = 120.0
+# How much of a failed job's stderr is kept.
+TAIL = 2000
+
+
+def snapshot_task(subject: int, outdir: str) -> dict[str, Any]:
+    """One subject in a Dask worker, whose PYTHONPATH holds examples/."""
+    import subject_snapshot
+
+    try:
+        subject_snapshot.snapshot(subject, os.path.join(outdir, f"subject-{subject}.png"))
+    except Exception as error:  # a failed subject is counted, not fatal
+        return {"subject": subject, "error": f"{type(error).__name__}: {error}"}
+    return {
+        "subject": subject,
+        "display": os.environ.get("DISPLAY", ""),
+        "xauthority": os.environ.get("XAUTHORITY", ""),
+    }
+
+
+def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
+    from dask.distributed import Client, LocalCluster
+
+    from ana_headless.daskworker import HeadlessWorker
+
+    start = time.perf_counter()
+    with (
+        LocalCluster(
+            n_workers=parallel,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_class=HeadlessWorker,
+            env={"PYTHONPATH": str(EXAMPLES)},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
+        ready = time.perf_counter() - start
+        futures = client.map(snapshot_task, range(subjects), outdir=str(outdir), pure=False)
+        results = client.gather(futures)
+    return {"startup_s": ready, "results": results}
+
+
+def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
+    """A workflow of one job per subject; HOME holds the configuration (the benchmark
+    wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
+    from soma_workflow.client import Helper, Job, Workflow, WorkflowController
+
+    jobs = [
+        Job(
+            command=[
+                sys.executable,
+                str(REPORT_DISPLAY),
+                str(SNAPSHOT),
+                str(outdir / f"subject-{n}.png"),
+                "--subject",
+                str(n),
+            ],
+            name=f"subject-{n}",
+            stderr_file=str(outdir / f"subject-{n}.err"),
+        )
+        for n in range(subjects)
+    ]
+    start = time.perf_counter()
+    controller = WorkflowController()
+    ready = time.perf_counter() - start
+    workflow_id = controller.submit_workflow(Workflow(jobs=jobs))
+    Helper.wait_workflow(workflow_id, controller)
+    failed = set(Helper.list_failed_jobs(workflow_id, controller))
+    names = controller.jobs(
+        [job_id for job_id, *_ in controller.workflow_elements_status(workflow_id)[0]]
+    )
+    results = []
+    for job_id, (name, *_) in names.items():
+        subject = int(name.rpartition("-")[2])
+        stderr = Path(outdir / f"{name}.err")
+        said = stderr.read_text(errors="replace") if stderr.exists() else "no stderr"
+        if job_id in failed:
+            results.append({"subject": subject, "error": f"job failed: {said[-TAIL:]}"})
+        else:
+            results.append({"subject": subject, "stderr": said})
+    controller.delete_workflow(workflow_id)
+    controller.stop_engine()
+    return {"startup_s": ready, "results": results}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("engine", choices=("dask", "soma-workflow"))
+    parser.add_argument("--subjects", type=int, required=True)
+    parser.add_argument("--parallel", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    # soma-workflow and dask talk on stdout: keep it for the report.
+    stdout = sys.stdout
+    sys.stdout = sys.stderr
+    report = (
+        drive_dask(args.subjects, args.parallel, args.out)
+        if args.engine == "dask"
+        else drive_soma_workflow(args.subjects, args.out)
+    )
+    print(json.dumps(report), file=stdout, flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
