@@ -19,10 +19,10 @@ from tests.conftest import ANA_HEADLESS, ROOT, ana_env
 # real /tmp is kept at /mnt for the moment it takes to bind those back.
 _PREAMBLE = """\
 set -u
-mkdir -p /mnt && mount --bind /tmp /mnt
+mkdir -p /mnt && mount --rbind /tmp /mnt
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 for kept in $KEEP; do
-  case $kept in /tmp/*) mkdir -p "$kept" && mount --bind "/mnt${kept#/tmp}" "$kept" ;; esac
+  case $kept in /tmp/*) mkdir -p "$kept" && mount --rbind "/mnt${kept#/tmp}" "$kept" ;; esac
 done
 umount -l /mnt
 mkdir -p /var/lib/xkb && mount -t tmpfs tmpfs /var/lib/xkb

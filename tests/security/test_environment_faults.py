@@ -46,11 +46,9 @@ echo "status $?"
     "setup, directory",
     [
         ("export TMPDIR=/tmp/missing", "/tmp/missing"),
-        # A full /tmp: a small tmpfs over it, filled up.
-        (
-            "mount -t tmpfs -o size=64k,mode=1777 tmpfs /tmp && (yes > /tmp/fill 2>/dev/null || :)",
-            "/tmp",
-        ),
+        # A full /tmp: the private one made small, then filled up. (Remounted, not mounted
+        # over: a checkout kept visible under /tmp must stay so.)
+        ("mount -o remount,size=64k /tmp && (yes > /tmp/fill 2>/dev/null || :)", "/tmp"),
     ],
     ids=["missing", "full"],
 )
@@ -91,8 +89,8 @@ def test_a_lock_that_cannot_be_written_leaks_no_descriptor() -> None:
     """A full /tmp, with room for our private directory elsewhere: the run goes on without a
     lock file, and the draft's descriptor is not left open in the launcher."""
     result = in_private_tmp("""
-mount -t tmpfs -o size=64k,mode=1777 tmpfs /tmp && mkdir /tmp/room /tmp/.X11-unix
-chmod 1777 /tmp/.X11-unix && mount -t tmpfs tmpfs /tmp/room && (yes > /tmp/fill 2>/dev/null || true)
+mkdir /tmp/room /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix && mount -t tmpfs tmpfs /tmp/room
+mount -o remount,size=64k /tmp && (yes > /tmp/fill 2>/dev/null || true)
 TMPDIR=/tmp/room "$ANA" exec sh -c 'ls -l /proc/$PPID/fd'; echo "status $?"
 rm -f /tmp/fill
 """)
