@@ -9,6 +9,7 @@ import os
 from .display import ServerStart, XServer, inherited_auth, write_auth_file
 from .environment import apply_patch, display_patch, gl_patch
 from .errors import SetupError
+from .glvnd import with_glvnd_names
 from .messages import log
 from .probe import PROBE_SCRIPT, ProbeResult, accepted_from_cache, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
@@ -123,7 +124,10 @@ class Session:
         if chosen is None:
             raise SetupError("no working OpenGL on the virtual display",
                              details="\n".join(a.summary() for a in attempts))
-        env = apply_patch(self.display_env, {**chosen.candidate.env_patch,
+        env_patch = chosen.candidate.env_patch
+        if chosen.candidate.mode == "mesa":
+            env_patch = with_glvnd_names(env_patch, self._started.guard.path)
+        env = apply_patch(self.display_env, {**env_patch,
                                              **gl_patch(chosen.candidate.mode, chosen.renderer)})
         return Setup(self.server, self._started.guard, env=env, prefix=chosen.candidate.prefix,
                      chosen=chosen, attempts=tuple(attempts))
