@@ -47,24 +47,37 @@ def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: 
                           timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
 
 
-def ours_running() -> set[int]:
-    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
-    pids = set()
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every process that is not a zombie."""
     for entry in glob.glob("/proc/[0-9]*/cmdline"):
         try:
             with open(entry, "rb") as handle:
                 argv = handle.read().split(b"\0")
         except OSError:
             continue
-        if any(b"/ana-headless-" in arg for arg in argv) and argv[0].endswith(
-                (b"Xvfb", b"xpra")):
-            pids.add(int(entry.split("/")[2]))
-    return pids
+        if argv != [b""]:
+            yield int(entry.split("/")[2]), argv
+
+
+def ours_running() -> set[int]:
+    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
+    return {pid for pid, argv in command_lines()
+            if any(b"/ana-headless-" in arg for arg in argv)
+            and argv[0].endswith((b"Xvfb", b"xpra"))}
+
+
+def anatomist_running() -> set[int]:
+    """Pids of the real Anatomist program (binary anatomist-bin, started as `anatomist`), the
+    grandchild of a run whose script uses pyanatomist's socket implementation."""
+    return {pid for pid, argv in command_lines()
+            if os.path.basename(argv[0]) in (b"anatomist", b"anatomist-bin")}
 
 
 def leftovers() -> set[str]:
-    """Everything of ours a run could leave: servers, locks, sockets, private directories."""
+    """Everything of ours a run could leave: servers, Anatomist programs, locks, sockets,
+    private directories."""
     return ({f"process {pid}" for pid in ours_running()}
+            | {f"anatomist process {pid}" for pid in anatomist_running()}
             | set(glob.glob("/tmp/.X*-lock")) | set(glob.glob("/tmp/.X11-unix/X*"))
             | set(glob.glob("/tmp/ana-headless-*")))
 
