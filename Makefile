@@ -46,7 +46,7 @@ vendor:
 
 # The real Anatomist (BrainVISA's C++ viewer and pyanatomist), built once from the vendored
 # sources into $(ANATOMIST_ROOT) for the tests marked `anatomist` and the demo's Anatomist
-# snapshot. The first build takes about an hour on 2 cores, so `make test` never starts it:
+# snapshot. The first build takes about 1.5 hours on 2 cores, so `make test` never starts it:
 # those tests skip, naming this target, until it has run. Its client is Debian's Python with
 # apt's PyQt5 (the build links against Debian's Qt); click (for ana_headless in that Python) and
 # soma-base from PyPI (as BrainVISA users get it) go into directories of their own beside it.
@@ -66,7 +66,7 @@ anatomist: install
 	  echo "no $(VENDOR_DIR)/anatomist: the real-Anatomist tests will skip"; exit 0; \
 	else \
 	  mkdir -p "$(ANA_VENDOR_CACHE)"; started=$$(date +%s); \
-	  echo "building the real Anatomist into $(ANATOMIST_ROOT) (about an hour on 2 cores; log: $(ANATOMIST_ROOT).log)..."; \
+	  echo "building the real Anatomist into $(ANATOMIST_ROOT) (about 1.5 hours on 2 cores; log: $(ANATOMIST_ROOT).log)..."; \
 	  ANA_ROOT="$(ANATOMIST_ROOT)" bash $(VENDOR_DIR)/anatomist/build-anatomist.sh > "$(ANATOMIST_ROOT).log" 2>&1 \
 	    || { tail -30 "$(ANATOMIST_ROOT).log"; exit 1; }; \
 	  echo "built the real Anatomist in $(ANATOMIST_ROOT) in $$(( ($$(date +%s) - started) / 60 )) min"; \

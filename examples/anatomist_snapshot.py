@@ -42,6 +42,8 @@ BACKGROUND_RGB = (255, 255, 255)
 MESH_COLOUR = (1.0, 0.55, 0.15, 1.0)
 # Seen from a little above and to the side, so that the light shades the bumps.
 VIEW_QUATERNION = (0.3, 0.2, 0.1, 0.927)
+# A little back from the whole scene, so that the mesh keeps a margin of background.
+ZOOM = 0.75
 
 
 class SnapshotError(Exception):
@@ -121,7 +123,7 @@ def snapshot(a: Any, mesh: Path, output: Path, size: tuple[int, int]) -> None:
     window = a.createWindow("3D")
     a.addObjects([shape], [window])
     a.execute("WindowConfig", windows=[window], cursor_visibility=0)
-    window.camera(view_quaternion=list(VIEW_QUATERNION))
+    window.camera(zoom=ZOOM, view_quaternion=list(VIEW_QUATERNION))
     window.snapshot(str(output), *size)
     # These commands get no answer; sync() sends one that does, once the others are done.
     a.sync()

@@ -34,7 +34,7 @@ def skip_unless_built(*paths: Path) -> None:
     missing = [path for path in paths if not path.exists()]
     if missing:
         pytest.skip(f"the real Anatomist is not built ({missing[0]} is missing): `make "
-                    "anatomist` builds it from ../shared/vendor (about an hour, once)")
+                    "anatomist` builds it from ../shared/vendor (about 1.5 hours, once)")
 
 
 @pytest.fixture
