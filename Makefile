@@ -7,7 +7,7 @@ VENDOR_DIR ?= ../shared/vendor
 export ANA_VENDOR_CACHE ?= $(HOME)/.cache/ana-headless-vendor
 DEMO_PNG ?= out/scene.png
 
-.PHONY: all install system-deps demo test unit lint man vendor bench clean
+.PHONY: all install system-deps demo test unit lint man vendor anatomist bench clean
 
 all: test
 
@@ -27,6 +27,11 @@ demo: install
 	@mkdir -p $(dir $(DEMO_PNG))
 	$(VENV)/bin/ana-headless run examples/render_scene.py $(DEMO_PNG)
 	@echo "demo: a lit 3D scene was rendered without a screen and its pixels checked: $(abspath $(DEMO_PNG))"
+	@if [ -x "$(ANATOMIST_ROOT)/build/bin/anatomist" ]; then \
+	  $(ANATOMIST_ENV) $(VENV)/bin/ana-headless run --python $(ANATOMIST_PYTHON) \
+	    examples/anatomist_snapshot.py $(ANATOMIST_DEMO_PNG) > /dev/null || exit 1; \
+	  echo "demo: the real Anatomist snapshotted a mesh without a screen, pixels checked: $(abspath $(ANATOMIST_DEMO_PNG))"; \
+	else echo "demo: no real Anatomist in $(ANATOMIST_ROOT) (\`make anatomist\` builds it): no Anatomist snapshot"; fi
 
 # Builds VirtualGL and the xlib software Mesa once into $(ANA_VENDOR_CACHE), so that the GL-mode
 # tests run against the real tools; without the vendored sources those tests skip and say why.
@@ -39,8 +44,41 @@ vendor:
 	    { echo "building the software Mesa (about 4 min)..."; bash $(VENDOR_DIR)/build-mesa-xlib.sh > "$(ANA_VENDOR_CACHE)/mesa.log" 2>&1 || { tail -30 "$(ANA_VENDOR_CACHE)/mesa.log"; exit 1; }; }; \
 	else echo "no $(VENDOR_DIR): the VirtualGL and software-Mesa tests will skip"; fi
 
+# The real Anatomist (BrainVISA's C++ viewer and pyanatomist), built once from the vendored
+# sources into $(ANATOMIST_ROOT) for the tests marked `anatomist` and the demo's Anatomist
+# snapshot. The first build takes about 1.5 hours on 2 cores, so `make test` never starts it:
+# those tests skip, naming this target, until it has run. Its client is Debian's Python with
+# apt's PyQt5 (the build links against Debian's Qt); click (for ana_headless in that Python) and
+# soma-base from PyPI (as BrainVISA users get it) go into directories of their own beside it.
+ANATOMIST_ROOT := $(ANA_VENDOR_CACHE)/anatomist
+ANATOMIST_PYTHON ?= /usr/bin/python3
+SOMA_BASE_VERSION ?= 6.0.19
+# What a BrainVISA environment gives Anatomist's users: the program, its libraries and shared
+# files, and its Python API.
+ANATOMIST_ENV = PATH="$(ANATOMIST_ROOT)/build/bin:$$PATH" LD_LIBRARY_PATH="$(ANATOMIST_ROOT)/build/lib" \
+  BRAINVISA_SHARE="$(ANATOMIST_ROOT)/build/share" PYTHONPATH="$(ANATOMIST_ROOT)/python"
+ANATOMIST_DEMO_PNG ?= $(dir $(DEMO_PNG))anatomist.png
+
+anatomist: install
+	@if [ -x "$(ANATOMIST_ROOT)/build/bin/anatomist" ] && [ -f "$(ANATOMIST_ROOT)/python/anatomist/info.py" ]; then \
+	  echo "the real Anatomist is built in $(ANATOMIST_ROOT)"; \
+	elif [ ! -d "$(VENDOR_DIR)/anatomist" ]; then \
+	  echo "no $(VENDOR_DIR)/anatomist: the real-Anatomist tests will skip"; exit 0; \
+	else \
+	  mkdir -p "$(ANA_VENDOR_CACHE)"; started=$$(date +%s); \
+	  echo "building the real Anatomist into $(ANATOMIST_ROOT) (about 1.5 hours on 2 cores; log: $(ANATOMIST_ROOT).log)..."; \
+	  ANA_ROOT="$(ANATOMIST_ROOT)" bash $(VENDOR_DIR)/anatomist/build-anatomist.sh > "$(ANATOMIST_ROOT).log" 2>&1 \
+	    || { tail -30 "$(ANATOMIST_ROOT).log"; exit 1; }; \
+	  echo "built the real Anatomist in $(ANATOMIST_ROOT) in $$(( ($$(date +%s) - started) / 60 )) min"; \
+	fi; \
+	[ -d "$(ANATOMIST_ROOT)/site/click" ] || \
+	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/site" 'click>=8.0'; \
+	[ -d "$(ANATOMIST_ROOT)/soma-base-pypi/soma" ] || \
+	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/soma-base-pypi" 'soma-base==$(SOMA_BASE_VERSION)'
+
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 man: install

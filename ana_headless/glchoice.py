@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .environment import apply_patch, gl_patch
 from .errors import SetupError
+from .glvnd import with_glvnd_names
 from .messages import log
 from .probe import PROBE_SCRIPT, ProbeResult, accepted_from_cache, cached, first_accepted
 from .probecache import ProbeCache, cache_path, probe_key
@@ -81,8 +82,11 @@ def choose_gl(display: Display, plan: Plan, options: Options, base_env: Mapping[
             "no working OpenGL on the virtual display",
             details="\n".join(a.summary() for a in attempts),
         )
+    env_patch = chosen.candidate.env_patch
+    if chosen.candidate.mode == "mesa":
+        env_patch = with_glvnd_names(env_patch, display.directory.path)
     env = apply_patch(
         display_env,
-        {**chosen.candidate.env_patch, **gl_patch(chosen.candidate.mode, chosen.renderer)},
+        {**env_patch, **gl_patch(chosen.candidate.mode, chosen.renderer)},
     )
     return Setup(env=env, prefix=chosen.candidate.prefix, chosen=chosen, attempts=tuple(attempts))

@@ -108,9 +108,25 @@ def x_files() -> list[str]:
     return [*glob.glob(X_LOCKS), *glob.glob(X_SOCKETS), *glob.glob(PRIVATE_DIRS)]
 
 
+def anatomist_running() -> set[int]:
+    """Pids of the real Anatomist program (binary anatomist-bin, started as `anatomist`), the
+    grandchild of a run whose script uses pyanatomist's socket implementation."""
+    return {
+        pid
+        for pid in pids()
+        if (argv := command_line(pid))
+        and os.path.basename(argv[0]) in (b"anatomist", b"anatomist-bin")
+    }
+
+
 def leftovers() -> set[str]:
-    """Everything of ours a run could leave: servers, locks, sockets, private directories."""
-    return {f"process {pid}" for pid in ours_running()} | set(x_files())
+    """Everything of ours a run could leave: servers, Anatomist programs, locks, sockets,
+    private directories."""
+    return (
+        {f"process {pid}" for pid in ours_running()}
+        | {f"anatomist process {pid}" for pid in anatomist_running()}
+        | set(x_files())
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ GL_CLIENT = FIXTURES / "gl_client.py"
 # The demo scene and its per-subject snapshot, which the batch tests render.
 EXAMPLES = ROOT / "examples"
 # Where `make vendor` builds the real VirtualGL and software Mesa from the vendored sources.
-VENDOR_CACHE = Path(os.environ.get("ANA_VENDOR_CACHE")
-                    or Path.home() / ".cache" / "ana-headless-vendor")
+VENDOR_CACHE = Path(
+    os.environ.get("ANA_VENDOR_CACHE") or Path.home() / ".cache" / "ana-headless-vendor"
+)
 VGL_BIN = VENDOR_CACHE / "virtualgl" / "bin"
 MESA_LIB = VENDOR_CACHE / "mesa" / "lib"
 # The installed console script, beside the interpreter running the tests.
@@ -51,10 +52,21 @@ def ana_env(**overrides: str | None) -> dict[str, str]:
     return apply_patch(env, overrides)
 
 
-def run_ana(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 120,
-            **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([ANA_HEADLESS, *args], env=env or ana_env(), capture_output=True,
-                          timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload]
+def run_ana(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    **kwargs: object,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [ANA_HEADLESS, *args],
+        env=env or ana_env(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 @functools.cache
@@ -88,8 +100,9 @@ def remove_probe_cache() -> Iterator[None]:
 def vglrun_path() -> str:
     """A PATH with the real, built VirtualGL first."""
     if not (VGL_BIN / "vglrun").exists():
-        pytest.skip(f"VirtualGL is not built in {VGL_BIN} (`make vendor` builds it from "
-                    "../shared/vendor)")
+        pytest.skip(
+            f"VirtualGL is not built in {VGL_BIN} (`make vendor` builds it from ../shared/vendor)"
+        )
     return f"{VGL_BIN}:{os.environ['PATH']}"
 
 
@@ -97,8 +110,10 @@ def vglrun_path() -> str:
 def mesa_dir() -> str:
     """The real, built software Mesa (xlib GLX) library directory."""
     if not (MESA_LIB / "libGL.so.1").exists():
-        pytest.skip(f"the software Mesa is not built in {MESA_LIB} (`make vendor` builds it "
-                    "from ../shared/vendor)")
+        pytest.skip(
+            f"the software Mesa is not built in {MESA_LIB} (`make vendor` builds it "
+            "from ../shared/vendor)"
+        )
     return str(MESA_LIB)
 
 

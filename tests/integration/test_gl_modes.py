@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from ana_headless.doctor import SCHEMA_FILE
-from tests.conftest import GL_CLIENT, ana_env, run_ana
+from tests.conftest import FIXTURES, GL_CLIENT, ana_env, run_ana
 
 SOFTWARE_EGL_NOTE = "where VirtualGL only adds cost"
 
@@ -206,3 +206,16 @@ def test_dry_run_starts_no_server(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "server: xvfb" in result.stderr.decode()
     assert not marker.exists() and not (tmp_path / "ran").exists()
+
+
+def test_mesa_mode_reaches_programs_that_draw_through_glvnd(mesa_dir: str) -> None:
+    """A program linked against GLVND's libOpenGL.so.0 (as CMake links by default) draws
+    through the Mesa too, not through the system's GLVND, where no context is current."""
+    result = run_ana(
+        ["run", "--gl", "mesa", "--mesa-dir", mesa_dir, str(FIXTURES / "glvnd_client.py")]
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert "llvmpipe" in report["renderer"]
+    assert report["libraries"]
+    assert all(lib.startswith(mesa_dir + "/") for lib in report["libraries"])
