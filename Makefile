@@ -42,7 +42,7 @@ vendor:
 	    { echo "building VirtualGL (about 1 min)..."; bash $(VENDOR_DIR)/build-virtualgl.sh > "$(ANA_VENDOR_CACHE)/virtualgl.log" 2>&1 || { tail -30 "$(ANA_VENDOR_CACHE)/virtualgl.log"; exit 1; }; }; \
 	  [ -e "$(ANA_VENDOR_CACHE)/mesa/lib/libGL.so.1" ] || \
 	    { echo "building the software Mesa (about 4 min)..."; bash $(VENDOR_DIR)/build-mesa-xlib.sh > "$(ANA_VENDOR_CACHE)/mesa.log" 2>&1 || { tail -30 "$(ANA_VENDOR_CACHE)/mesa.log"; exit 1; }; }; \
-	else echo "no $(VENDOR_DIR): the VirtualGL and software-Mesa tests will skip"; fi
+	else echo "no $(VENDOR_DIR): VirtualGL and the software Mesa are not built here; their tests run only if $(ANA_VENDOR_CACHE) has them"; fi
 
 # The real Anatomist (BrainVISA's C++ viewer and pyanatomist), built once from the vendored
 # sources into $(ANATOMIST_ROOT) for the tests marked `anatomist` and the demo's Anatomist
