@@ -111,24 +111,25 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _ids(text: str) -> list[str]:
-    """SLURM's and CUDA's lists: "0,2", "1-3", "GPU-8f2e...,GPU-77aa..."."""
-    ids: list[str] = []
+def _first_id(text: str) -> str | None:
+    """The first id of SLURM's and CUDA's lists ("0,2", "1-3", "GPU-8f2e...,GPU-77aa..."),
+    None when there is none. Only the first is used: a range is never expanded, however large
+    (a job's variables are not ours to trust)."""
     for item in (part.strip() for part in text.split(",")):
         low, dash, high = item.partition("-")
         if dash and low.isdigit() and high.isdigit():
-            ids.extend(str(n) for n in range(int(low), int(high) + 1))
-        elif item:
-            ids.append(item)
-    return ids
+            return low
+        if item:
+            return item
+    return None
 
 
 def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | None, str]:
     """The first GPU the job was given, and where that was read; (None, why) when the
     variables name one that is not here; (None, "") when they name none."""
     for variable in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
-        if env.get(variable):
-            first = _ids(env[variable])[0]
+        first = _first_id(env.get(variable, ""))
+        if first is not None:
             gpu = next((g for g in gpus if str(g.minor) == first), None)
             where = f"{variable}={env[variable]}"
             return (
@@ -139,13 +140,15 @@ def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | No
     visible = env.get("CUDA_VISIBLE_DEVICES", "").strip()
     if visible in NO_GPU:
         return None, ""
-    first = _ids(visible)[0]
+    first = _first_id(visible)
+    if first is None:
+        return None, ""
     where = f"CUDA_VISIBLE_DEVICES={visible}"
     if first.isdigit():
         by_bus = sorted(gpus, key=lambda g: g.bus)
-        index = int(first)
-        if index < len(by_bus):
-            return by_bus[index], f"{where}, in PCI bus order"
+        # Compared as text first: int() refuses digit strings over 4300 long.
+        if len(first) <= len(str(len(by_bus))) and int(first) < len(by_bus):
+            return by_bus[int(first)], f"{where}, in PCI bus order"
         return None, f"{where}, but only {len(by_bus)} NVIDIA GPUs are in {NVIDIA_GPUS}"
     matches = [g for g in gpus if g.uuid.startswith(first)]
     if len(matches) == 1:

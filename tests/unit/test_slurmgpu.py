@@ -142,6 +142,25 @@ def test_a_gpu_that_cannot_be_found_falls_back_to_the_first_egl_device_and_says_
     assert device == "egl" and said in why
 
 
+@pytest.mark.parametrize(
+    ("env", "device"),
+    [
+        # A huge range is never expanded (it allocated 2 GB before failing): its first id counts.
+        ({"SLURM_JOB_GPUS": "0-50000000"}, "/dev/dri/card1"),
+        # Lists that name nothing are no GPU, not an internal error.
+        ({"SLURM_JOB_GPUS": ","}, None),
+        ({"SLURM_STEP_GPUS": " , ", "SLURM_JOB_GPUS": "1"}, "/dev/dri/card2"),
+        ({"CUDA_VISIBLE_DEVICES": ",,"}, None),
+        # An index too long for int() is out of range, not a crash.
+        ({"CUDA_VISIBLE_DEVICES": "9" * 5000}, "egl"),
+    ],
+)
+def test_odd_gpu_variables_are_read_without_failing(
+    host: FakeGpuHost, env: dict[str, str], device: str | None
+) -> None:
+    assert host.device(**env) == device
+
+
 def test_a_gpu_without_a_drm_node_gets_the_first_egl_device(tmp_path: Path) -> None:
     fake = FakeGpuHost(tmp_path)
     fake.gpu(0, UUID_A, "0000:86:00.0", card=None)
