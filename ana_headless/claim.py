@@ -22,6 +22,8 @@ import _socket
 import errno
 import os
 
+from .safedir import UnsafeDirectory, open_directory
+
 X11_SOCKET_DIR = "/tmp/.X11-unix"
 # Xvfb -displayfd tries numbers up from 0 too, up to the last one with a TCP port.
 _LAST_NUMBER = 65535 - 6000
@@ -37,14 +39,21 @@ def lock_path(number: int) -> str:
     return f"/tmp/.X{number}-lock"
 
 
-def _make_socket_dir() -> None:
-    """Create /tmp/.X11-unix as X servers do (world-writable, sticky) when it is missing."""
+def _usable_socket_dir() -> bool:
+    """Whether a display's socket file may go in /tmp/.X11-unix, made as X servers make it
+    (world-writable, sticky) when it is missing. Not when another user owns it, or it is
+    writable by others and not sticky: they could swap our socket file for theirs. The
+    abstract socket alone then serves local clients."""
     try:
         os.mkdir(X11_SOCKET_DIR, 0o1777)
         os.chmod(X11_SOCKET_DIR, 0o1777)
     except OSError:
-        # It exists, or cannot be made: the abstract socket alone serves local clients.
-        pass
+        pass  # it exists, or cannot be made
+    try:
+        os.close(open_directory(X11_SOCKET_DIR))
+    except (OSError, UnsafeDirectory):
+        return False
+    return True
 
 
 def _bound(address: str | bytes) -> _socket.socket:
@@ -136,16 +145,24 @@ class DisplayClaim:
         self.close_sockets()
         for path, inode in self.files:
             # Once our server is gone, another may have made a new file under this name.
-            if _inode(path) == inode:
-                unlink_if_there(path)
+            unlink_if_inode(path, inode)
         self._socket_inode = self._lock_inode = None
 
 
-def _inode(path: str) -> int | None:
+def inode_of(path: str) -> int | None:
+    """The inode of `path` itself (a link is not followed), if it is there and ours: a file
+    of another user's is never ours to remove."""
     try:
-        return os.lstat(path).st_ino
+        status = os.lstat(path)
     except OSError:
         return None
+    return status.st_ino if status.st_uid == os.geteuid() else None
+
+
+def unlink_if_inode(path: str, inode: int) -> None:
+    """Remove `path` if it is still the file `inode` of ours."""
+    if inode_of(path) == inode:
+        unlink_if_there(path)
 
 
 def unlink_if_there(path: str) -> None:
@@ -159,8 +176,7 @@ def unlink_if_there(path: str) -> None:
 def claim_display() -> DisplayClaim | None:
     """The lowest free display number, claimed; None when abstract sockets cannot be bound
     here (then the server must pick its number itself)."""
-    _make_socket_dir()
-    socket_dir_usable = True
+    socket_dir_usable = _usable_socket_dir()
     lock_usable = True
     for number in range(_LAST_NUMBER + 1):
         path = socket_path(number)

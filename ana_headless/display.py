@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import time
 
-from .claim import socket_path, unlink_if_there
+from .claim import inode_of, lock_path, socket_path, unlink_if_inode, unlink_if_there
 from .errors import SetupError
-from .lifetime import signals, spawn
+from .lifetime import exited, signals, spawn
 from .ownership import check_ownership
 from .plan import command_line
 
@@ -64,7 +64,7 @@ class XServer:
         self._watcher = watcher
         # A file, not a pipe, takes the server's output: it can never fill up and block the
         # server, and its tail is there to quote if the server fails.
-        self.log_path = os.path.join(directory.path, f"{self.kind}.log")
+        self.log_path = directory.file_path(f"{self.kind}.log")
         self.number = claim.number if claim else None
         self.ready = False
         self._stopping = False
@@ -72,10 +72,19 @@ class XServer:
         # The process that listens on the display, checked when the server picked the number.
         self.listener: int | None = None
         self._received = b""
+        # The socket and lock files of a server that picked its number (see stop()).
+        self._own_files: list[tuple[str, int]] = []
         self.command = command_line(server, claim, auth_file, directory.path)
-        read_end, write_end = os.pipe()
+        self.pid: int | None = None
+        self.started_at = 0.0
         # The server writes its display number there once it accepts connections.
-        self._ready_pipe: int | None = read_end
+        self._ready_pipe: int | None = None
+
+    def start(self) -> None:
+        """Spawn the server; its owner has registered `stop` before, so that whatever fails
+        from here on, the server is stopped."""
+        read_end, write_end = os.pipe()
+        self._ready_pipe = read_end
         try:
             self.pid = self._spawn(write_end)
         except BaseException:
@@ -84,9 +93,9 @@ class XServer:
         finally:
             os.close(write_end)
         self.started_at = time.monotonic()
-        watcher.kill_on_death(self.pid, "TERM")
-        if claim:
-            claim.close_sockets()
+        self._watcher.kill_on_death(self.pid, "TERM")
+        if self._claim:
+            self._claim.close_sockets()
 
     def _spawn(self, ready_end: int) -> int:
         command, passed = self.command, [ready_end]
@@ -100,12 +109,7 @@ class XServer:
                 str(len(self._claim.sockets)),
                 *command,
             ]
-        try:
-            log = os.open(
-                self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600
-            )
-        except OSError as error:
-            raise self._directory.cannot_write(error) from error
+        log = self._directory.create(os.path.basename(self.log_path))
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
@@ -128,6 +132,11 @@ class XServer:
     @property
     def display(self) -> str:
         return f":{self.number}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server has started and not ended (it is not reaped here)."""
+        return self.pid is not None and self.returncode is None and not exited(self.pid, 0)
 
     @property
     def connectable(self) -> bool:
@@ -177,7 +186,7 @@ class XServer:
             chunk = os.read(self._ready_pipe, 64)
             if not chunk:
                 # The write end closed without a number: the server exited (or closed it).
-                status = self._watcher.reap(self.pid, max(remaining, 1.0))
+                status = self._watcher.reap(self._started, max(remaining, 1.0))
                 if status is None:
                     raise SetupError(f"{name} closed its display pipe without a number")
                 self.returncode = status
@@ -195,7 +204,13 @@ class XServer:
                 )
             return
         self.number = number
-        self.listener = check_ownership(self.display, self.pid)
+        self.listener = check_ownership(self.display, self._started)
+        # Its socket and lock, now that it is known to listen on that display.
+        self._own_files = [
+            (path, inode)
+            for path in (socket_path(number), lock_path(number))
+            if (inode := inode_of(path)) is not None
+        ]
 
     def _close_ready_pipe(self) -> None:
         if self._ready_pipe is not None:
@@ -206,7 +221,7 @@ class XServer:
         """Kill it if it still runs, and reap it."""
         if self.returncode is None:
             self._kill_group()
-            self.returncode = self._watcher.reap(self.pid, None)
+            self.returncode = self._watcher.reap(self._started, None)
         self._close_ready_pipe()
         if self._claim and not self.ready:
             # Killed while starting, it may leave the keymap its compiler wrote; the name is
@@ -218,9 +233,15 @@ class XServer:
         """SIGKILL for the server and its helpers (its keymap compiler): it leads its own
         process group, and a helper killed with it cannot outlive it."""
         try:
-            os.killpg(self.pid, signals.SIGKILL)
+            os.killpg(self._started, signals.SIGKILL)
         except ProcessLookupError:
             return
+
+    @property
+    def _started(self) -> int:
+        if self.pid is None:
+            raise RuntimeError("the server was not started")
+        return self.pid
 
     def begin_stop(self) -> None:
         """Ask it to stop, without waiting (stop() waits)."""
@@ -244,16 +265,20 @@ class XServer:
 
     def stop(self) -> None:
         """Stop it and wait until it is gone; remove what it leaves."""
+        if self.pid is None:
+            self._close_ready_pipe()
+            return
         self.begin_stop()
         if self.returncode is None:
             self.returncode = self._watcher.reap(self.pid, STOP_DEADLINE)
         self._end()
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
-        if self.returncode == -signals.SIGKILL and self._claim is None and self.number is not None:
-            # A killed server cannot unlink its socket and lock; they were ours (checked at start).
-            for leftover in (socket_path(self.number), f"/tmp/.X{self.number}-lock"):
-                unlink_if_there(leftover)
+        if self.returncode == -signals.SIGKILL:
+            # A killed server cannot unlink its socket and lock: those it made are removed,
+            # while they are still the files it made (another server may have made new ones).
+            for path, inode in self._own_files:
+                unlink_if_inode(path, inode)
 
     def _ask_to_stop(self) -> None:
         if self.kind == "xpra" and self.ready:
@@ -273,7 +298,7 @@ class XServer:
             except (sh.CommandNotFound, sh.TimeoutException):
                 pass
         # Before it is ready too: it finishes starting, then ends as it should.
-        os.kill(self.pid, signals.SIGTERM)
+        os.kill(self._started, signals.SIGTERM)
 
 
 def _wait_gone(pid: int) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from .errors import SetupError
+from .safedir import UnsafeDirectory, open_directory, open_private_subdirectory, remove_contents
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     import signal
 
     signals = signal
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 else:
     # For the modules on the way to the server's start: the C core of `signal`, with the same
     # functions and int constants; `signal` itself would import enum (benchmarks/README.md).
@@ -166,26 +167,109 @@ def wait_pid(pid: int, timeout: float | None) -> int | None:
 
 class PrivateDirectory:
     """A mode-0700 directory of ours in TMPDIR (or /tmp), for the cookies, the server's log
-    and the client's Xauthority; `remove()` removes it with everything in it."""
+    and the client's Xauthority; `remove()` removes it with everything in it.
 
-    def __init__(self) -> None:
+    Everything in it is made, and removed, through its descriptor, in a parent that nobody
+    else can rename entries of (safedir.py): a TMPDIR that another user owns or may write to
+    without the sticky bit is not used. Otherwise the directory could be renamed away and a
+    link put in its place, and our files written, or our cleanup's removals made, through it.
+    """
+
+    def __init__(self, tmpdir: str | None) -> None:
+        # Why TMPDIR was not used, if it was not: said with -v, once logging is set up.
+        self.note = ""
+        parent, self._parent_fd = self._parent(tmpdir)
+        self._name = f"ana-headless-{os.urandom(6).hex()}"
         # Absolute: the child gets paths in it (XAUTHORITY) and may change directory.
-        self.parent = os.path.abspath(os.environ.get("TMPDIR") or "/tmp")
-        self.path = os.path.join(self.parent, f"ana-headless-{os.urandom(6).hex()}")
+        self.path = os.path.join(parent, self._name)
         try:
-            os.mkdir(self.path, 0o700)
+            self._fd = open_private_subdirectory(self._parent_fd, self._name)
+        except OSError as error:
+            os.close(self._parent_fd)
+            raise cannot_write(parent, error) from error
+
+    def _parent(self, tmpdir: str | None) -> tuple[str, int]:
+        """Where the directory goes, and its descriptor: TMPDIR when it is safe, else /tmp."""
+        for given in filter(None, (tmpdir, "/tmp")):
+            parent = os.path.abspath(given)
+            try:
+                return parent, open_directory(parent)
+            except UnsafeDirectory as unsafe:
+                self.note = f"TMPDIR not used for the private directory: {unsafe}"
+            except OSError as error:
+                raise cannot_write(parent, error) from error
+        raise SetupError(
+            "no safe directory for the display's private files: TMPDIR and /tmp may be "
+            f"changed by other users ({self.note.partition(': ')[2]}; TMPDIR chooses another)"
+        )
+
+    def file_path(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def create(self, name: str, data: bytes = b"") -> int:
+        """A new file `name` of ours holding `data`, open for writing; SetupError when it
+        cannot be made."""
+        try:
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self._fd,
+            )
+        except OSError as error:
+            raise self.cannot_write(error) from error
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError as error:
+            os.close(fd)
+            raise self.cannot_write(error) from error
+        return fd
+
+    def write(self, name: str, data: bytes) -> str:
+        """A new file `name` holding `data`; its path."""
+        os.close(self.create(name, data))
+        return self.file_path(name)
+
+    def make_directory(self, name: str) -> str:
+        """A new mode-0700 directory `name`; its path."""
+        try:
+            os.mkdir(name, 0o700, dir_fd=self._fd)
+        except OSError as error:
+            raise self.cannot_write(error) from error
+        return self.file_path(name)
+
+    def link(self, name: str, target: str) -> None:
+        """A symbolic link `name` to `target` (a path of the directory's, such as "glvnd/x")."""
+        try:
+            os.symlink(target, name, dir_fd=self._fd)
         except OSError as error:
             raise self.cannot_write(error) from error
 
     def cannot_write(self, error: OSError) -> SetupError:
         """The error for a private file that cannot be made: it names the directory to fix."""
-        return SetupError(
-            f"cannot make the display's private files in {self.parent}: "
-            f"{error.strerror} (TMPDIR chooses another directory)"
-        )
+        return cannot_write(os.path.dirname(self.path), error)
 
     def remove(self) -> None:
-        remove_tree(self.path)
+        if self._fd < 0:
+            return
+        remove_contents(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        try:
+            # Only an empty directory is removed by name, and never through a link.
+            os.rmdir(self._name, dir_fd=self._parent_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(self._parent_fd)
+
+
+def cannot_write(parent: str, error: OSError) -> SetupError:
+    return SetupError(
+        f"cannot make the display's private files in {parent}: "
+        f"{error.strerror} (TMPDIR chooses another directory)"
+    )
 
 
 class Watcher:
@@ -195,10 +279,14 @@ class Watcher:
     def __init__(self, directory: str) -> None:
         read_end, self._pipe = os.pipe()
         try:
+            # Born with the terminating signals blocked, until its `trap ''` ignores them: a
+            # signal to our whole process group (GNU timeout's, a hang-up) would otherwise kill
+            # it before it has a session of its own, and then nobody cleans up after us.
             self._watcher: int | None = spawn(
                 ["/bin/sh", "-c", _WATCHER_SCRIPT, "ana-headless-cleanup", directory],
                 stdin=read_end,
                 new_session=True,
+                sigmask=FORWARDED_SIGNALS,
             )
         except BaseException:
             os.close(self._pipe)
@@ -241,22 +329,3 @@ class Watcher:
             os.kill(pid, signals.SIGKILL)
             os.close(self._pipe)
             wait_pid(pid, None)
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf, ignoring errors, without importing shutil (on the run's clock)."""
-    for root, directories, files in os.walk(path, topdown=False):
-        for name in files:
-            _remove(os.path.join(root, name), os.unlink)
-        for name in directories:
-            entry = os.path.join(root, name)
-            # os.walk lists a symbolic link to a directory there, without entering it.
-            _remove(entry, os.unlink if os.path.islink(entry) else os.rmdir)
-    _remove(path, os.rmdir)
-
-
-def _remove(path: str, how: Callable[[str], None]) -> None:
-    try:
-        how(path)
-    except OSError:
-        return

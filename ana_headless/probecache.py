@@ -12,10 +12,11 @@ import of re before the child can start (import costs: benchmarks/README.md). `-
 `doctor` show what it holds.
 
 The cache is only a shortcut, so it is trusted no further than it must be: it is read and
-written only in a directory of ours that nobody else can write to, only as a regular file of
-ours (never through a symbolic link, never a FIFO or a device), every entry is type-checked,
-and anything wrong with it costs a probe, never the run. Every step works on the directory's
-descriptor, so that no path component can be swapped between the check and the use.
+written only in a directory of ours that nobody else can write to, reached through directories
+that nobody else can swap (safedir.py), only as a regular file of ours (never through a symbolic
+link, never a FIFO or a device), every entry is type-checked, and anything wrong with it costs a
+probe, never the run. Every step works on the directory's descriptor, so that no path component
+can be swapped between the check and the use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 from ._version import __version__
 from .environment import home_directory
 from .messages import log
+from .safedir import UnsafeDirectory, open_directory
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -136,15 +138,13 @@ class UntrustedCache(Exception):
     """The cache's directory or file is not one we may use; the message says why."""
 
 
-def _open_private_directory(directory: str) -> int:
-    """A descriptor of `directory`, which must be ours and writable by nobody else."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    status = os.fstat(fd)
-    if status.st_uid != os.geteuid() or status.st_mode & 0o022:
-        os.close(fd)
-        whose = "another user's" if status.st_uid != os.geteuid() else "writable by others"
-        raise UntrustedCache(f"its directory {directory} is {whose}")
-    return fd
+def _open_private_directory(directory: str, *, create: bool = False) -> int:
+    """A descriptor of `directory`, which must be ours and writable by nobody else, and
+    reached through directories that nobody else can swap (safedir.py)."""
+    try:
+        return open_directory(directory, private=True, create=create)
+    except UnsafeDirectory as error:
+        raise UntrustedCache(str(error)) from error
 
 
 def _check_file(status: os.stat_result, path: str) -> None:
@@ -237,8 +237,7 @@ def _write(path: str, data: bytes) -> None:
     import contextlib  # after a probe: off the launcher's way to the child
 
     directory, name = os.path.split(path)
-    os.makedirs(directory, 0o700, exist_ok=True)
-    directory_fd = _open_private_directory(directory)
+    directory_fd = _open_private_directory(directory, create=True)
     try:
         with contextlib.suppress(FileNotFoundError):
             _check_file(os.stat(name, dir_fd=directory_fd, follow_symlinks=False), path)

@@ -16,7 +16,7 @@ from .display import XServer
 from .environment import apply_patch, display_patch
 from .lifetime import HeldSignals, PrivateDirectory, Watcher
 from .messages import log
-from .xauth import inherited_auth, write_auth_file
+from .xauth import auth_file, inherited_auth
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,18 +38,14 @@ class Display:
             # No signal lands between a resource's making and its registration here: one that
             # came meanwhile is raised as the block ends, and everything made is undone.
             with HeldSignals():
-                self.directory = PrivateDirectory()
+                self.directory = PrivateDirectory(os.environ.get("TMPDIR"))
                 self._cleanups.append(self.directory.remove)
                 self.watcher = Watcher(self.directory.path)
                 # Closed last, after the directory's removal: until everything is gone, our
                 # death still has it removed.
                 self._cleanups.insert(0, self.watcher.close)
                 self.cookie = os.urandom(16)
-                server_auth = self._private_file("server-auth")
-                try:
-                    write_auth_file(server_auth, self.cookie)
-                except OSError as error:
-                    raise self.directory.cannot_write(error) from error
+                server_auth = self.directory.write("server-auth", auth_file(self.cookie))
                 self.claim = claim_display() if plan.server_command.takes_sockets else None
                 if self.claim is not None:
                     self.watcher.remove_on_death(self.claim.files)
@@ -62,13 +58,13 @@ class Display:
                     claim=self.claim,
                     watcher=self.watcher,
                 )
+                # Registered before the server is spawned: whatever fails after its spawn,
+                # it is stopped.
                 self._cleanups.append(self.server.stop)
+                self.server.start()
         except BaseException:
             self.close()
             raise
-
-    def _private_file(self, name: str) -> str:
-        return os.path.join(self.directory.path, name)
 
     def _release_claim(self) -> None:
         if self.claim is not None:
@@ -92,14 +88,11 @@ class Display:
             " ready" if server.ready else ", clients wait until it is ready",
         )
         runtime_dir = None
-        client_auth = self._private_file("Xauthority")
-        try:
-            if not base_env.get("XDG_RUNTIME_DIR"):
-                runtime_dir = self._private_file("runtime")
-                os.mkdir(runtime_dir, 0o700)
-            write_auth_file(client_auth, self.cookie, str(server.number), inherited_auth(base_env))
-        except OSError as error:
-            raise self.directory.cannot_write(error) from error
+        if not base_env.get("XDG_RUNTIME_DIR"):
+            runtime_dir = self.directory.make_directory("runtime")
+        client_auth = self.directory.write(
+            "Xauthority", auth_file(self.cookie, str(server.number), inherited_auth(base_env))
+        )
         return apply_patch(
             base_env, display_patch(server.display, client_auth, runtime_dir, base_env)
         )

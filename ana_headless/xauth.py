@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 _MAX_XAUTHORITY = 1 << 20
 
 
-def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes = b"") -> None:
-    """Write an Xauthority file: our MIT-MAGIC-COOKIE-1, then any `inherited` entries.
+def auth_file(cookie: bytes, number: str = "", inherited: bytes = b"") -> bytes:
+    """An Xauthority file's contents: our MIT-MAGIC-COOKIE-1, then any `inherited` entries.
 
     The format (Xau's): big-endian u16 family, then four u16-length-prefixed fields: address,
     display number, auth name, auth data. Family 0xffff (FamilyWild) matches any host; an
@@ -35,9 +35,7 @@ def write_auth_file(path: str, cookie: bytes, number: str = "", inherited: bytes
         + field(b"MIT-MAGIC-COOKIE-1")
         + field(cookie)
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as auth:
-        auth.write(entry + inherited)
+    return entry + inherited
 
 
 def inherited_auth(env: Mapping[str, str]) -> bytes:

@@ -158,7 +158,7 @@ import os, signal, sys
 from ana_headless.lifetime import PrivateDirectory, Watcher
 
 mine, theirs = sys.argv[1:3]
-directory = PrivateDirectory()
+directory = PrivateDirectory(os.environ.get("TMPDIR"))
 watcher = Watcher(directory.path)
 watcher.remove_on_death([(path, os.stat(path).st_ino) for path in (mine, theirs)])
 replacement = theirs + ".new"

@@ -1,11 +1,11 @@
-"""Process and file helpers of the launcher: the spawn's fd placement, the tree removal."""
+"""Process and file helpers of the launcher: the spawn's fd placement, the private directory."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ana_headless.lifetime import remove_tree, spawn, wait_pid
+from ana_headless.lifetime import PrivateDirectory, spawn, wait_pid
 
 
 def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
@@ -25,14 +25,46 @@ def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
     assert received == [b"four\n", b"five\n", b"three\n"]
 
 
-def test_remove_tree_removes_links_not_what_they_point_to(tmp_path: Path) -> None:
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    (kept / "file").write_text("x")
-    tree = tmp_path / "tree"
-    (tree / "a" / "b").mkdir(parents=True)
-    (tree / "a" / "b" / "f").write_text("y")
-    (tree / "link").symlink_to(kept)
-    remove_tree(str(tree))
-    assert not tree.exists()
-    assert (kept / "file").read_text() == "x"
+def test_the_private_directory_is_removed_without_following_links(tmp_path: Path) -> None:
+    """Its removal goes through its descriptor: a link inside it is removed, not followed;
+    and when somebody renamed it away and put a link to a victim's directory in its place,
+    nothing of the victim's is touched."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "file").write_text("x")
+    directory = PrivateDirectory(str(tmp_path))
+    directory.write("auth", b"cookie")
+    directory.make_directory("runtime")
+    Path(directory.make_directory("nested"), "deep").write_text("y")
+    directory.link("to-victim", str(victim))
+    path = Path(directory.path)
+    moved = tmp_path / "moved-away"
+    path.rename(moved)
+    path.symlink_to(victim)
+    directory.remove()
+    assert (victim / "file").read_text() == "x"
+    assert path.is_symlink()
+    # What was ours is gone, wherever it was moved to.
+    assert list(moved.iterdir()) == []
+
+
+def test_an_unsafe_tmpdir_is_not_used(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by all, not sticky: anybody can rename our directory away
+    directory = PrivateDirectory(str(shared))
+    try:
+        assert Path(directory.path).parent == Path("/tmp")
+        assert "writable by others and not sticky" in directory.note
+        assert list(shared.iterdir()) == []
+    finally:
+        directory.remove()
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    directory = PrivateDirectory(str(sticky))
+    try:
+        assert Path(directory.path).parent == sticky and not directory.note
+    finally:
+        directory.remove()
+    assert list(sticky.iterdir()) == []
