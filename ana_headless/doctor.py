@@ -86,10 +86,13 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
             display.server.wait_ready(options.timeout)
             report["server"]["display"] = display.server.display
             results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+            # A server that ended meanwhile failed the probes, not the host.
+            server_up = display.server.running
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:
-            remember(cache, probe_key_for(plan, options, result.candidate, env), result)
+            if server_up:
+                remember(cache, probe_key_for(plan, options, result.candidate, env), result)
         cache.save()
     except HeadlessError as error:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")

@@ -3,6 +3,7 @@ from the probe cache when it can tell (the server may then still be starting).""
 
 from __future__ import annotations
 
+from .display import log_tail
 from .environment import apply_patch, gl_patch
 from .errors import SetupError
 from .glvnd import with_glvnd_names
@@ -74,9 +75,17 @@ def choose_gl(display: Display, plan: Plan, options: Options, base_env: Mapping[
         attempts = known
     else:
         display.server.wait_ready(options.timeout)
-        chosen, attempts = first_accepted(plan.candidates, display_env, cache, key_of)
+        server = display.server
+        chosen, attempts = first_accepted(
+            plan.candidates, display_env, cache, key_of, lambda: server.running
+        )
     for attempt in attempts:
         log.info("GL %s", attempt.summary())
+    if chosen is None and not display.server.running:
+        raise SetupError(
+            f"the {plan.server} server ended while OpenGL was being checked",
+            details=log_tail(display.server.log_path),
+        )
     if chosen is None:
         raise SetupError(
             "no working OpenGL on the virtual display",
@@ -84,7 +93,7 @@ def choose_gl(display: Display, plan: Plan, options: Options, base_env: Mapping[
         )
     env_patch = chosen.candidate.env_patch
     if chosen.candidate.mode == "mesa":
-        env_patch = with_glvnd_names(env_patch, display.directory.path)
+        env_patch = with_glvnd_names(env_patch, display.directory)
     env = apply_patch(
         display_env,
         {**env_patch, **gl_patch(chosen.candidate.mode, chosen.renderer)},

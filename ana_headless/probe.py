@@ -21,7 +21,7 @@ PROBE_DEADLINE = 20.0
 
 
 class ProbeResult(Record):
-    __slots__ = ("cached", "candidate", "ok", "problem", "report")
+    __slots__ = ("cached", "candidate", "lasting", "ok", "problem", "report")
 
     def __init__(
         self,
@@ -29,7 +29,9 @@ class ProbeResult(Record):
         ok: bool,
         report: Mapping[str, Any] | None = None,
         problem: str = "",
+        *,
         cached: bool = False,
+        lasting: bool = True,
     ) -> None:
         self.candidate = candidate
         self.ok = ok
@@ -39,6 +41,10 @@ class ProbeResult(Record):
         self.problem = problem
         # Taken from the probe cache: nothing the probe depends on changed since it ran.
         self.cached = cached
+        # Whether a failure says something about the host, and will happen again: the probe
+        # ran to its end and said why, or its program is missing. A probe that crashed, was
+        # killed (a memory limit) or did not answer in time says nothing lasting.
+        self.lasting = lasting
 
     @property
     def renderer(self) -> str:
@@ -84,9 +90,16 @@ def run_probe(
             timeout=deadline,
         )
     except subprocess.TimeoutExpired:
-        return ProbeResult(candidate, False, problem=f"no answer within {deadline:g} s")
+        return ProbeResult(
+            candidate, False, problem=f"no answer within {deadline:g} s", lasting=False
+        )
     except OSError as error:
-        return ProbeResult(candidate, False, problem=f"cannot run the probe: {error}")
+        return ProbeResult(
+            candidate,
+            False,
+            problem=f"cannot run the probe: {error}",
+            lasting=isinstance(error, FileNotFoundError),
+        )
     stdout = completed.stdout.decode(errors="replace")
     stderr = completed.stderr.decode(errors="replace").strip()
     report: dict[str, Any] = {}
@@ -96,10 +109,11 @@ def run_probe(
             break
     if completed.returncode == 0 and report.get("renderer"):
         return ProbeResult(candidate, True, report)
+    explained = completed.returncode == 1 and bool(report.get("error"))
     problem = report.get("error") or f"exit status {completed.returncode}"
     if stderr:
         problem += "\n" + stderr[-1500:]
-    return ProbeResult(candidate, False, report, problem=problem)
+    return ProbeResult(candidate, False, report, problem=problem, lasting=explained)
 
 
 def cached(candidate: Candidate, cache: ProbeCache, key: str) -> ProbeResult | None:
@@ -115,20 +129,10 @@ def cached(candidate: Candidate, cache: ProbeCache, key: str) -> ProbeResult | N
     )
 
 
-def cached_probe(
-    candidate: Candidate, env: Mapping[str, str], cache: ProbeCache, key: str
-) -> ProbeResult:
-    """The cached result for `key`, or a fresh probe (then remembered)."""
-    known = cached(candidate, cache, key)
-    if known is not None:
-        return known
-    result = run_probe(candidate, env)
-    remember(cache, key, result)
-    return result
-
-
 def remember(cache: ProbeCache, key: str, result: ProbeResult) -> None:
-    cache.put(key, {"ok": result.ok, "report": dict(result.report), "problem": result.problem})
+    """Keep a result for the next runs: a success, or a lasting failure."""
+    if result.ok or result.lasting:
+        cache.put(key, {"ok": result.ok, "report": dict(result.report), "problem": result.problem})
 
 
 def first_accepted(
@@ -136,18 +140,41 @@ def first_accepted(
     env: Mapping[str, str],
     cache: ProbeCache,
     key_of: Callable[[Candidate], str],
+    server_up: Callable[[], bool],
 ) -> tuple[ProbeResult | None, list[ProbeResult]]:
-    """Probe candidates in order; return the first accepted one and every attempt."""
-    attempts: list[ProbeResult] = []
+    """Probe candidates in order, from the cache where it knows them; return the first
+    accepted one and every attempt. A run never fails on cached failures alone: when none is
+    accepted, those are probed again. A probe's failure is remembered only while the server
+    is still up (`server_up()`): one that died meanwhile failed it, not the host."""
+
+    def live(candidate: Candidate) -> ProbeResult:
+        result = run_probe(candidate, env)
+        if server_up():
+            remember(cache, key_of(candidate), result)
+        return result
+
+    def cached_or_live(candidate: Candidate) -> ProbeResult:
+        return cached(candidate, cache, key_of(candidate)) or live(candidate)
+
     try:
-        for candidate in candidates:
-            result = cached_probe(candidate, env, cache, key_of(candidate))
-            attempts.append(result)
-            if result.accepted:
-                return result, attempts
-        return None, attempts
+        chosen, attempts = _first(candidates, cached_or_live)
+        if chosen is None and any(attempt.cached for attempt in attempts):
+            chosen, attempts = _first(candidates, live)
+        return chosen, attempts
     finally:
         cache.save()
+
+
+def _first(
+    candidates: Sequence[Candidate], result_of: Callable[[Candidate], ProbeResult]
+) -> tuple[ProbeResult | None, list[ProbeResult]]:
+    attempts: list[ProbeResult] = []
+    for candidate in candidates:
+        result = result_of(candidate)
+        attempts.append(result)
+        if result.accepted:
+            return result, attempts
+    return None, attempts
 
 
 def accepted_from_cache(
