@@ -18,18 +18,29 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-GLVND_FRONT_LIBRARIES = ("libOpenGL.so.0", "libGLX.so.0")
+    from .lifetime import PrivateDirectory
+
+# Every name a loader may ask for: GLVND's front libraries, versioned and not (PyOpenGL opens
+# the unversioned libOpenGL.so and libGLX.so first, which Debian's libopengl-dev provides), and
+# the unversioned libGL.so, which a Mesa directory may lack.
+GLVND_FRONT_LIBRARIES = (
+    "libOpenGL.so.0",
+    "libOpenGL.so",
+    "libGLX.so.0",
+    "libGLX.so",
+    "libGL.so",
+)
 
 
 def with_glvnd_names(
-    env_patch: Mapping[str, str | None], private_dir: str
+    env_patch: Mapping[str, str | None], directory: PrivateDirectory
 ) -> dict[str, str | None]:
     """The mesa mode's patch, with a directory of GLVND-named links to its libGL.so.1 (made
-    in our private directory, removed with it) right after the Mesa directory on the path."""
+    in our private directory, removed with it) right after the Mesa directory on the path.
+    SetupError when they cannot be made (a full TMPDIR)."""
     library_path = env_patch.get("LD_LIBRARY_PATH") or ""
     mesa_dir, _, rest = library_path.partition(os.pathsep)
-    links = os.path.join(private_dir, "glvnd")
-    os.mkdir(links, 0o700)
+    links = directory.make_directory("glvnd")
     for name in GLVND_FRONT_LIBRARIES:
-        os.symlink(os.path.join(mesa_dir, "libGL.so.1"), os.path.join(links, name))
+        directory.link(f"glvnd/{name}", os.path.join(mesa_dir, "libGL.so.1"))
     return {**env_patch, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, (mesa_dir, links, rest)))}

@@ -209,13 +209,27 @@ def test_dry_run_starts_no_server(tmp_path: Path) -> None:
 
 
 def test_mesa_mode_reaches_programs_that_draw_through_glvnd(mesa_dir: str) -> None:
-    """A program linked against GLVND's libOpenGL.so.0 (as CMake links by default) draws
-    through the Mesa too, not through the system's GLVND, where no context is current."""
+    """A program linked against GLVND's libOpenGL.so.0 (as CMake links by default), or one that
+    opens any other name a loader asks for (PyOpenGL opens the unversioned libOpenGL.so and
+    libGLX.so first), draws through the Mesa too, not through the system's GLVND, where no
+    context is current."""
+    names = ["libOpenGL.so.0", "libOpenGL.so", "libGLX.so.0", "libGLX.so", "libGL.so", "libGL.so.1"]
     result = run_ana(
-        ["run", "--gl", "mesa", "--mesa-dir", mesa_dir, str(FIXTURES / "glvnd_client.py")]
+        ["run", "--gl", "mesa", "--mesa-dir", mesa_dir, str(FIXTURES / "glvnd_client.py"), *names]
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     report = json.loads(result.stdout)
-    assert "llvmpipe" in report["renderer"]
+    assert set(report["renderers"]) == set(names)
+    assert all("llvmpipe" in renderer for renderer in report["renderers"].values()), report
     assert report["libraries"]
     assert all(lib.startswith(mesa_dir + "/") for lib in report["libraries"])
+
+
+def test_mesa_mode_reaches_pyopengl_imported_after_a_qt_context(mesa_dir: str) -> None:
+    """PyOpenGL imported once Qt's context exists answers from the Mesa (it asked the system's
+    GLVND, which answered nothing, and the program drew black)."""
+    result = run_ana(
+        ["run", "--gl", "mesa", "--mesa-dir", mesa_dir, str(FIXTURES / "pyopengl_client.py")]
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert "llvmpipe" in result.stdout.decode()
