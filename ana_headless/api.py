@@ -158,6 +158,8 @@ def ensure_headless(
     try:
         plan = make_plan(host_facts.gather(base_env, options.mesa_dir), options)
         display = Display(plan, options.screen)
+        if display.directory.note:
+            log.info("%s", display.directory.note)
         setup = choose_gl(display, plan, options, base_env)
         # No supervisor watches the server in place: it must be up before we say so.
         display.server.wait_ready(options.timeout)

@@ -195,6 +195,8 @@ def launch(
             )
             if display is None:
                 display = Display(plan, options.screen)
+            if display.directory.note:
+                log.info("%s", display.directory.note)
             # With a cached GL choice, the child starts while the server initialises.
             setup = choose_gl(display, plan, options, base_env)
         command = [*setup.prefix, *argv]

@@ -294,6 +294,11 @@ class Watcher:
         finally:
             os.close(read_end)
 
+    @property
+    def pid(self) -> int | None:
+        """The watcher's process (None once closed)."""
+        return self._watcher
+
     def _tell(self, line: str) -> None:
         if self._watcher is None:
             return
