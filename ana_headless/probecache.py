@@ -144,7 +144,12 @@ def _open_private_directory(directory: str, *, create: bool = False) -> int:
     try:
         return open_directory(directory, private=True, create=create)
     except UnsafeDirectory as error:
-        raise UntrustedCache(str(error)) from error
+        where = (
+            "its directory"
+            if str(error).startswith(f"{directory} ")
+            else (f"the way to its directory {directory}:")
+        )
+        raise UntrustedCache(f"{where} {error}") from error
 
 
 def _check_file(status: os.stat_result, path: str) -> None:

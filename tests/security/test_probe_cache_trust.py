@@ -160,3 +160,35 @@ stat -c 'kind: %F' /tmp/mine/probes.marshal
     assert "status 0" in result.stdout, result.stderr
     assert "kind: fifo" in result.stdout
     assert not left_behind(result)
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        # A private directory of ours in one that others may rename entries of.
+        (
+            "mkdir -m 777 /tmp/shared && mkdir -m 700 /tmp/shared/cache",
+            "the way to its directory /tmp/shared/cache: /tmp/shared is writable by others "
+            "and not sticky",
+        ),
+        # A predictable name in /tmp, taken first by another user's link to a directory of ours.
+        (
+            "as_nobody ln -s /tmp/root-only /tmp/shared",
+            "the way to its directory /tmp/shared/cache: /tmp/shared is another user's link",
+        ),
+    ],
+    ids=["unsafe-parent", "their-link-as-the-directory"],
+)
+def test_the_caches_directory_is_reached_only_through_safe_directories(
+    setup: str, said: str
+) -> None:
+    result = in_private_tmp(f"""
+mkdir -m 700 /tmp/root-only && mkdir -m 700 /tmp/root-only/cache
+{setup}
+ANA_HEADLESS_PROBE_CACHE=/tmp/shared/cache/probes.marshal "$ANA" exec -v true; echo "status $?"
+ls -A /tmp/root-only/cache /tmp/shared/cache 2>/dev/null | grep probes || echo "no cache written"
+""")
+    assert "status 0" in result.stdout, result.stderr
+    assert f"probe cache not used: {said}" in result.stderr
+    assert "no cache written" in result.stdout
+    assert not left_behind(result)
