@@ -14,7 +14,7 @@ import os
 import sys
 
 from .facts import gather
-from .lifetime import signals
+from .lifetime import FORWARDED_SIGNALS, signals
 from .plan import make_plan
 from .quickparse import quick_parse
 from .session import Display
@@ -39,13 +39,19 @@ def _start_early(request: Request) -> tuple[Plan, Display] | None:
 
 
 def main() -> None:
-    # A parent that ignores SIGCHLD would make the kernel reap our server, probes and child
-    # before we can read their status.
-    signals.signal(signals.SIGCHLD, signals.SIG_DFL)
-    request = quick_parse(sys.argv[1:], os.environ)
     early = None
     status = 0
     try:
+        # A parent that ignores SIGCHLD would make the kernel reap our server, probes and
+        # child before we can read their status.
+        signals.signal(signals.SIGCHLD, signals.SIG_DFL)
+        # A signal mask survives exec: signals that our parent had blocked would never reach
+        # the set-up's handlers, and the child, which starts with our mask, would never see
+        # the ones we forward (a ^C, Jupyter's interrupt). Ignoring is kept: a parent asks
+        # for that on purpose (nohup), a blocked signal is a parent's leftover. One that came
+        # while blocked is raised here, inside the try.
+        signals.pthread_sigmask(signals.SIG_UNBLOCK, FORWARDED_SIGNALS)
+        request = quick_parse(sys.argv[1:], os.environ)
         if request is not None:
             early = _start_early(request)
             from .launcher import execute

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ana_headless.glchoice import Setup
-from ana_headless.lifetime import Watcher
-from tests.conftest import ana_env, leftovers, run_ana
+from ana_headless.lifetime import FORWARDED_SIGNALS, Watcher
+from tests.conftest import ANA_HEADLESS, ana_env, leftovers, run_ana
 from tests.security.conftest import in_private_tmp, left_behind
 
 
@@ -73,11 +74,16 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
     assert not os.path.exists(f"/proc/{pid_file.read_text().strip()}"), "killed and reaped"
 
 
-# Interrupts the launcher the moment its X server is spawned, before anything else runs.
+# Interrupts the launcher the moment its X server is spawned, before anything else runs. Its
+# SIGINT is as a terminal's ^C finds it: a suite run as a shell's background job inherits
+# SIGINT ignored, which the launcher keeps ignoring (nohup). The signals in `blocked` are
+# blocked first, as a parent may leave them (a signal mask survives exec).
 INTERRUPT_AT_SPAWN = """\
 import os, signal, sys
 from ana_headless import display, entry
 
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_BLOCK, {blocked})
 real_spawn = display.spawn
 
 def spawn_then_interrupt(argv, **options):
@@ -92,10 +98,15 @@ entry.main()
 """
 
 
-def test_an_interrupt_right_after_the_server_is_spawned_leaves_nothing() -> None:
+@pytest.mark.parametrize(
+    "blocked", [(), FORWARDED_SIGNALS], ids=["mask-as-given", "forwarded-signals-blocked"]
+)
+def test_an_interrupt_right_after_the_server_is_spawned_leaves_nothing(
+    blocked: tuple[int, ...],
+) -> None:
     before = leftovers()
     result = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_AT_SPAWN],
+        [sys.executable, "-c", INTERRUPT_AT_SPAWN.format(blocked=list(blocked))],
         env=ana_env(),
         capture_output=True,
         timeout=60,
@@ -107,6 +118,68 @@ def test_an_interrupt_right_after_the_server_is_spawned_leaves_nothing() -> None
     while leftovers() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not leftovers() - before, "the server and its files were stopped and removed"
+
+
+# A ^C that came while the launcher's parent had SIGINT blocked: pending as the launcher starts.
+INTERRUPTED_WHILE_BLOCKED = """\
+import os, signal, sys
+from ana_headless import entry
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+os.kill(os.getpid(), signal.SIGINT)
+sys.argv = ["ana-headless", "exec", "true"]
+entry.main()
+"""
+
+
+def test_an_interrupt_that_waited_in_a_blocked_mask_ends_the_run_with_130() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_BLOCKED],
+        env=ana_env(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (130, b"")
+
+
+# Runs its command with these signals blocked, as a parent may leave them.
+BLOCKING_PARENT = """\
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {blocked})
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+# Says which signals it has blocked, then waits for one.
+SAYS_ITS_MASK = """\
+import signal, time
+print(*sorted(map(int, signal.pthread_sigmask(signal.SIG_BLOCK, []))), flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_signals_a_parent_left_blocked_still_reach_the_child() -> None:
+    """A ^C that the launcher forwards, or Jupyter's interrupt of a kernel (a SIGINT it sends
+    itself), does nothing to a child that has SIGINT blocked; a child gets the mask of the
+    launcher, which gets its parent's. The other blocked signals are the child's to keep."""
+    usr1 = int(signal.SIGUSR1)
+    parent = [sys.executable, "-c", BLOCKING_PARENT.format(blocked=[*FORWARDED_SIGNALS, usr1])]
+    child = [sys.executable, "-c", SAYS_ITS_MASK]
+    launcher = subprocess.Popen(
+        [*parent, ANA_HEADLESS, "exec", *child],
+        env=ana_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert launcher.stdout is not None
+        assert launcher.stdout.readline().split() == [str(usr1).encode()]
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        # Its watcher stops the child and the server.
+        launcher.kill()
+        launcher.communicate()
 
 
 def test_a_start_up_deadline_leaves_no_keymap_and_no_helper() -> None:
