@@ -30,10 +30,11 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 from distributed.deploy.spec import ProcessInterface
+
+from .relaunch import launcher_command, module_command
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -83,15 +84,11 @@ class HeadlessWorker(ProcessInterface):
     def command(self) -> list[str]:
         """The launcher, running `dask spec` for this one worker with this interpreter."""
         return [
-            sys.executable,
-            "-m",
-            "ana_headless",
+            *launcher_command(),
             "exec",
             *self.launcher_options,
             "--",
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_spec",
+            *module_command("distributed.cli.dask_spec"),
             self.scheduler,
             "--spec",
             json.dumps(self.spec),

@@ -12,6 +12,7 @@ from .environment import DISPLAY_VAR
 from .errors import HeadlessError
 from .glprobe import mapped_libraries
 from .ownership import display_listeners
+from .relaunch import launcher_command
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,27 +98,7 @@ def why_reexec_cannot_work(orig_argv: Sequence[str], modules: Mapping[str, objec
 
 def reexec_command(orig_argv: Sequence[str], launcher_options: Sequence[str]) -> list[str]:
     """The launcher, running the same interpreter with the same command line."""
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # -c puts the working directory first on sys.path, where a module planted there (mmap.py,
-    # json.py) would shadow the standard library in the launcher: it takes the place of this
-    # package's directory instead, as the directory of an installed ana-headless script would
-    # (which also lets the launcher import this package if this process found it through a
-    # sys.path it changed itself).
-    bootstrap = (
-        f"import sys; sys.path[:1] = [{package_parent!r}]"
-        " + ([] if sys.path[:1] == [''] else sys.path[:1]); "
-        "from ana_headless.cli import main; "
-        "main(args=sys.argv[1:], prog_name='ana-headless')"
-    )
-    return [
-        sys.executable,
-        "-c",
-        bootstrap,
-        "exec",
-        *launcher_options,
-        sys.executable,
-        *orig_argv[1:],
-    ]
+    return [*launcher_command(), "exec", *launcher_options, sys.executable, *orig_argv[1:]]
 
 
 def reexec(command: Sequence[str], env: Mapping[str, str]) -> NoReturn:

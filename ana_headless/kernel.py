@@ -2,8 +2,8 @@
 
 A kernel cannot be re-executed, so ensure_headless() cannot give a running one the loader
 variables of VirtualGL (LD_PRELOAD) or a software Mesa (LD_LIBRARY_PATH). The kernelspec written
-here starts ipykernel's own command behind `python -m ana_headless exec`: the kernel process
-starts with its display and its GL already set up, in every mode, and ensure_headless() /
+here starts ipykernel's own command behind `ana-headless exec`, run by this Python: the kernel
+process starts with its display and its GL already set up, in every mode, and ensure_headless() /
 HeadlessAnatomist() inside it only report (they find ANA_HEADLESS_DISPLAY). Jupyter stops the
 kernel through the launcher, which then stops the server; a kernel killed with SIGKILL leaves
 nothing either (the launcher's watcher).
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import HeadlessError, UsageError
+from .relaunch import launcher_command
 
 DEFAULT_NAME = "ana-headless"
 # The kernelspec's metadata key that marks a kernel as ours, with the GL mode it was given.
@@ -59,7 +60,7 @@ def _spec_manager() -> Any:
 
 def kernel_argv(kernel_command: list[str], gl: str | None) -> list[str]:
     """ipykernel's command line, run by the launcher of this Python."""
-    launcher = [sys.executable, "-m", "ana_headless", "exec"]
+    launcher = [*launcher_command(), "exec"]
     if gl is not None:
         launcher += ["--gl", gl]
     return [*launcher, *kernel_command]

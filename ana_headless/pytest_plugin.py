@@ -12,7 +12,7 @@ Where the display comes from:
   LD_PRELOAD, Mesa's LD_LIBRARY_PATH) re-executes pytest, with its command line, under the
   launcher, before anything is collected.
 - Under pytest-xdist the controller runs no tests and gets no display; each worker is started
-  by the launcher (the worker's interpreter is `python -m ana_headless exec python`), so it has
+  by the launcher (the worker's interpreter is `ana-headless exec python`), so it has
   a display of its own, with the GL mode's loader variables from its start, and the launcher
   stops that server when the worker ends, whatever its end.
 GL modes and the server's deadline are chosen by the variables the launcher reads
@@ -27,6 +27,8 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+
+from .relaunch import launcher_command
 
 if TYPE_CHECKING:
     import argparse
@@ -151,7 +153,7 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: Sequence[XSpec]) -> No
     for spec in specs:
         if spec.popen and not spec.via:
             python = shlex.split(spec.python) if spec.python else [sys.executable]
-            spec.python = shlex.join([sys.executable, "-m", "ana_headless", "exec", *python])
+            spec.python = shlex.join([*launcher_command(), "exec", *python])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

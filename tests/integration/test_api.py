@@ -212,3 +212,29 @@ def test_a_forked_copy_that_exits_leaves_the_display_up(tmp_path: Path) -> None:
         "print(subprocess.run(['xdpyinfo'], capture_output=True).returncode)\n"
     )
     assert python_c(code, cwd=tmp_path).strip() == "0", "the display is still up"
+
+
+def test_a_script_that_ignores_sigchld_keeps_its_exit_status_through_the_restart(
+    tmp_path: Path,
+) -> None:
+    """The restarted launcher is the console entry's, which takes SIGCHLD back from an
+    ignoring parent before it starts anything (an ignored SIGCHLD is kept across exec)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import signal, sys\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "import PyQt5.QtGui  # too late for an in-place set-up: ensure_headless() restarts\n"
+        "import ana_headless\n"
+        "ana_headless.ensure_headless()\n"
+        "sys.exit(3)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env=no_display_env(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr.decode()
+    assert time.monotonic() - started < 8, "no wait on children the kernel reaped"

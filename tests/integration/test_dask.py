@@ -18,6 +18,7 @@ from dask.distributed import Client, LocalCluster
 
 from ana_headless.daskworker import HeadlessWorker
 from tests.conftest import EXAMPLES, FIXTURES, PROBE_CACHE, check_snapshot, leftovers
+from tests.integration.planted import imported, plant
 from tests.integration.test_signals import process_of
 
 SUBJECTS = 50
@@ -132,6 +133,19 @@ def test_workers_render_on_displays_of_their_own_and_a_killed_one_leaves_nothing
     assert not its_own & leftovers() and not server_of(killed_dir)
     more = render(client, range(SUBJECTS, SUBJECTS + 4), tmp_path)
     assert {r["pid"] for r in more} == {survivor}
+
+
+def test_workers_import_nothing_from_the_working_directory(
+    headless_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    markers = plant(project)
+    monkeypatch.chdir(project)
+    client = headless_cluster()
+    results = render(client, range(4), tmp_path)
+    assert all(result["info"]["headless"] for result in results)
+    assert not imported(markers)
 
 
 @pytest.mark.vendor

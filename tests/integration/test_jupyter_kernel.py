@@ -18,7 +18,9 @@ from jupyter_client import KernelManager
 from jupyter_client.blocking import BlockingKernelClient
 from PyQt5.QtGui import QImage
 
+from ana_headless.relaunch import launcher_command
 from tests.conftest import ana_env, ours_running, run_ana
+from tests.integration.planted import imported, plant
 
 BACKGROUND, FOREGROUND = [30, 60, 90], [230, 120, 20]
 RENDER_CELL = """\
@@ -73,7 +75,7 @@ def test_install_list_and_remove_only_our_kernels(
     said = ana(["kernel", "install", "--user"], jupyter_env)
     assert said == f"installed kernel 'ana-headless' in {data}/kernels/ana-headless\n"
     spec = json.loads(Path(data, "kernels", "ana-headless", "kernel.json").read_text())
-    assert spec["argv"][:4] == [sys.executable, "-m", "ana_headless", "exec"]
+    assert spec["argv"][:4] == [*launcher_command(), "exec"]
     assert spec["argv"][-4:] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
     ana(
         ["kernel", "install", "--prefix", prefix, "--name", "Mesa-Kernel", "--gl", "mesa"],
@@ -126,10 +128,13 @@ def test_sys_prefix_installs_into_this_pythons_environment(jupyter_env: dict[str
 
 
 @contextmanager
-def started_kernel(env: dict[str, str]) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    """The kernel installed as `ana-headless`, started by jupyter_client; shut down after."""
+def started_kernel(
+    env: dict[str, str], cwd: Path | None = None
+) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """The kernel installed as `ana-headless`, started by jupyter_client (in `cwd`, as for a
+    notebook there); shut down after."""
     manager = KernelManager(kernel_name="ana-headless")
-    manager.start_kernel(env=env)
+    manager.start_kernel(env=env, cwd=None if cwd is None else str(cwd))
     client = manager.client()
     client.start_channels()
     try:
@@ -218,6 +223,20 @@ def test_kernel_renders_is_interrupted_restarted_and_leaves_nothing(
     while ours_running() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not ours_running()
+
+
+def test_the_kernel_imports_nothing_from_the_notebooks_directory(
+    tmp_path: Path, jupyter_env: dict[str, str]
+) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    markers = plant(notebooks)
+    ana(["kernel", "install", "--user"], jupyter_env)
+    with started_kernel(jupyter_env, cwd=notebooks) as (_manager, client):
+        content, printed = execute(client, "import os\nprint(os.getcwd(), os.environ['DISPLAY'])")
+    assert content["status"] == "ok", content
+    assert printed.split()[0] == str(notebooks)
+    assert not imported(markers)
 
 
 @pytest.mark.parametrize("mode", ["mesa", "virtualgl"])

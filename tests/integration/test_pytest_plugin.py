@@ -14,6 +14,7 @@ import pytest
 
 from ana_headless.glprobe import is_software
 from tests.conftest import FIXTURES, ana_env
+from tests.integration.planted import imported, plant
 from tests.integration.test_exit_status import fake_server
 
 SUITE = FIXTURES / "pytest_suite"
@@ -28,14 +29,15 @@ def suite_env(**overrides: str | None) -> dict[str, str]:
 
 
 def run_suite(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = SUITE
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
-    """pytest ARGS in the sample suite; its result, and the records its tests left."""
+    """pytest ARGS in the sample suite (or in `cwd`); its result, and the records its tests
+    left."""
     records = tmp_path / "records"
     records.mkdir(exist_ok=True)
     result = subprocess.run(
         [PYTEST, *args],
-        cwd=SUITE,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=180,
@@ -69,6 +71,28 @@ def test_four_xdist_workers_get_four_displays_of_their_own(tmp_path: Path) -> No
     qtbot_tests = [entry for entry in records if "test_frame_with_qtbot" in entry["test"]]
     assert len(qtbot_tests) == 3, "pytest-qt's qtbot drew on our displays"
     assert "XIO" not in result.stderr and "fatal IO error" not in result.stderr
+
+
+def test_xdist_workers_import_nothing_from_the_working_directory(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    # Not select.py: pytest-xdist's own worker, started by execnet as `python -c`, imports
+    # select from its working directory before it takes the controller's sys.path, with or
+    # without ana-headless. The launcher imports mmap.
+    markers = plant(project, names=("mmap",))
+    result, records = run_suite(
+        tmp_path,
+        "-p",
+        "ana_headless",
+        "-n",
+        "2",
+        f"{SUITE / 'sample_frames.py'}::test_frame",
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 3 passed" in summary(result)
+    assert {entry["worker"] for entry in records} <= {"gw0", "gw1"} and records
+    assert not imported(markers)
 
 
 def test_without_the_plugin_the_same_suite_fails_for_want_of_a_display(tmp_path: Path) -> None:

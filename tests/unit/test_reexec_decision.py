@@ -12,6 +12,7 @@ import pytest
 from ana_headless import api
 from ana_headless.errors import HeadlessError
 from ana_headless.inprocess import REEXEC_VAR, Loaded
+from ana_headless.relaunch import launcher_command
 
 QT_IMPORTED = Loaded(gl_libraries=(), qt_gui_modules=("PyQt5.QtGui",), qt_application=None)
 
@@ -48,7 +49,7 @@ def test_qt_imported_too_early_restarts_the_same_command_under_the_launcher(
         api.ensure_headless(force_virtualgl=True)
     argv = executed.value.argv
     assert executed.value.path == sys.executable == argv[0]
-    assert argv[1] == "-c" and "ana_headless.cli" in argv[2]
+    assert argv[:3] == launcher_command()
     assert argv[3:] == [
         "exec",
         "--force-virtualgl",
