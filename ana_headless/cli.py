@@ -247,7 +247,8 @@ def _kernel_call(action: Callable[[], str]) -> None:
     "--name",
     default="ana-headless",
     show_default=True,
-    help="The kernel's name (letters, digits, '.', '_', '-').",
+    help="The kernel's name: letters, digits, '.', '_' and '-', beginning with a letter or "
+    "a digit.",
 )
 @click.option(
     "--display-name",

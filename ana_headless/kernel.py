@@ -19,6 +19,7 @@ to itself, once.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ DEFAULT_NAME = "ana-headless"
 # The kernelspec's metadata key that marks a kernel as ours, with the GL mode it was given.
 METADATA_KEY = "ana_headless"
 INSTALL_HINT = "pip install 'ana-headless[jupyter]'"
+# The kernel names that Jupyter accepts (upper case too: it stores them in lower case), but for
+# a first character other than a letter or a digit: its own check lets `.` and `..` through,
+# and then replaces or removes kernels/<name>, which is every kernel, or the whole data
+# directory.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = "letters, digits, '.', '_' and '-', beginning with a letter or a digit"
 
 
 class KernelError(HeadlessError):
@@ -58,6 +65,13 @@ def _spec_manager() -> Any:
     return KernelSpecManager()
 
 
+def check_name(name: str, label: str) -> None:
+    """Refuse what is not a kernel name, before anything is touched; `label` is how the
+    command line calls it."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"{label} {name!r}: not a kernel name ({NAME_RULE})")
+
+
 def kernel_argv(kernel_command: list[str], gl: str | None) -> list[str]:
     """ipykernel's command line, run by the launcher of this Python."""
     launcher = [*launcher_command(), "exec"]
@@ -76,6 +90,7 @@ def install(
 ) -> str:
     """Write the kernelspec: for this user, under `prefix`, or system-wide (as `jupyter
     kernelspec install` does); the directory it went to."""
+    check_name(name, "--name")
     manager = _spec_manager()
     try:
         from ipykernel import kernelspec
@@ -92,12 +107,10 @@ def install(
         "interrupt_mode": "message",
     }
     with tempfile.TemporaryDirectory() as staging:
-        # Staged under a fixed name: the kernel's name is checked by Jupyter, not by a path.
+        # Staged under a fixed name: only Jupyter makes a path of the kernel's name.
         source = kernelspec.write_kernel_spec(os.path.join(staging, "spec"), overrides=overrides)
         try:
             return str(manager.install_kernel_spec(source, name, user=user, prefix=prefix))
-        except ValueError as error:
-            raise UsageError(f"--name {name!r}: {error}") from error
         except OSError as error:
             where = (
                 ""
@@ -129,6 +142,7 @@ def installed(manager: Any = None) -> list[InstalledKernel]:
 
 def remove(name: str) -> str:
     """Remove one of our kernels (never anybody else's); the directory it was in."""
+    check_name(name, "NAME")
     manager = _spec_manager()
     # Jupyter's kernel names are case-insensitive, and stored in lower case.
     key = name.lower()

@@ -109,12 +109,34 @@ def test_install_list_and_remove_only_our_kernels(
         err == "ana-headless: no ana-headless kernel named 'mesa-kernel' (`ana-headless "
         "kernel list` shows them)\n"
     )
-    assert "Invalid kernel name" in ana(
-        ["kernel", "install", "--user", "--name", "a b"], jupyter_env, 2
-    )
     assert "exclude each other" in ana(
         ["kernel", "install", "--user", "--sys-prefix"], jupyter_env, 2
     )
+
+
+def files(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root`, with a file's contents."""
+    return {
+        str(path.relative_to(root)): path.read_bytes() if path.is_file() else None
+        for path in root.rglob("*")
+    }
+
+
+def test_a_name_that_is_no_kernel_name_is_a_usage_error_and_touches_nothing(
+    tmp_path: Path, jupyter_env: dict[str, str]
+) -> None:
+    # jupyter_client lets `.` and `..` through, then replaces kernels/<name>: all kernels, or
+    # the whole data directory.
+    ana(["kernel", "install", "--user"], jupyter_env)
+    before = files(tmp_path)
+    accepted = "letters, digits, '.', '_' and '-', beginning with a letter or a digit"
+    for name in ["..", ".", "", "a/b", "../kernels", ".hidden", "a b"]:
+        said = ana(["kernel", "install", "--user", "--name", name], jupyter_env, 2)
+        assert said == f"ana-headless: --name {name!r}: not a kernel name ({accepted})\n"
+        said = ana(["kernel", "remove", name], jupyter_env, 2)
+        assert said == f"ana-headless: NAME {name!r}: not a kernel name ({accepted})\n"
+    assert files(tmp_path) == before
+    assert ana(["kernel", "list"], jupyter_env).startswith("ana-headless\tauto\t")
 
 
 def test_sys_prefix_installs_into_this_pythons_environment(jupyter_env: dict[str, str]) -> None:
