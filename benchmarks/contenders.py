@@ -33,7 +33,7 @@ class Contender:
 
     @property
     def makes_private_dirs(self) -> bool:
-        """Whether its runs may leave ana-headless-* directories (see leaks.Debris)."""
+        """Whether its runs may leave ana-headless-* directories (see Debris in tests/leaks.py)."""
         return self.key in ANA_KEYS
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contenders import BASELINE, Contender
-from leaks import KINDS, Debris, new_tag, tagged_env
 from runs import (
     Outcome,
     attempt,
@@ -29,6 +28,8 @@ from runs import (
     tidy,
     wait,
 )
+
+from tests.leaks import KINDS, Debris, new_tag, tagged_env
 
 # How much of a failed run's stderr the report keeps.
 TAIL = 2000

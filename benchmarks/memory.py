@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
-from leaks import pids
+from tests.leaks import pids
 
 # Seconds between two samples.
 MEMORY_INTERVAL = 0.2

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from contenders import Contender
-from leaks import KINDS
 from runs import progress, tidy
+
+from tests.leaks import KINDS
 
 
 def fmt(value: float | None, digits: int) -> str:

@@ -7,9 +7,9 @@ xvfbwrapper.
 Each workload (WORKLOADS below; what each measures is in README.md beside this file) runs under
 every contender that this machine has. After every run (and batch) the benchmark waits for the
 run's X server to go, counts what the run left behind and removes what is provably the run's
-(see leaks.Debris), so that no contender inherits another's debris. The Markdown report goes
-to stdout and to latest.md, the raw numbers (every sample, the first failure's stderr) to
-latest.json, both under benchmarks/results/ (or --out); progress goes to stderr.
+(see Debris in tests/leaks.py), so that no contender inherits another's debris. The Markdown
+report goes to stdout and to latest.md, the raw numbers (every sample, the first failure's
+stderr) to latest.json, both under benchmarks/results/ (or --out); progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# What runs leave behind is counted as the test suite counts it (tests/leaks.py): the checkout's
+# root goes last on the import path, so that ana_headless stays the installed one.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
 from contenders import contenders
-from leaks import sweep
 from machine import machine_facts
 from report import markdown, publish
 from runs import HERE, SCREEN, progress
 from workloads import SNAPSHOTS, TRIANGLES, W1, W1C, W2, W3, W4, Timed, Workload
+
+from tests.leaks import sweep
 
 # The workloads, in the order they run and are reported: a new one is registered here.
 WORKLOADS: tuple[Workload, ...] = (W1, W1C, W2, W3, W4)

@@ -1,5 +1,5 @@
 """Running one command, timed from spawn to exit, and reading what it reported: its output, its
-display (see report_display.py), and what it left behind (see leaks.Debris)."""
+display (see report_display.py), and what it left behind (see Debris in tests/leaks.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from leaks import PRIVATE_DIRS, Debris, new_tag, tagged_env
+from tests.leaks import PRIVATE_DIRS, Debris, new_tag, tagged_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contenders import ANA_KEYS, Contender
-from leaks import KINDS
 from measure import BARE_XVFB, batch, median, rounds, summarize
 from report import runs_text, timing_table
 from runs import HERE, ROOT, Outcome, progress
+
+from tests.leaks import KINDS
 
 SCENE = ROOT / "examples" / "render_scene.py"
 NOOP = HERE / "noop.py"

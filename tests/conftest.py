@@ -18,12 +18,7 @@ from types import ModuleType
 import pytest
 
 from ana_headless.environment import apply_patch
-
-# What a run could leave behind: one definition, shared with the benchmark (the checkout's root
-# is on the import path, as for `tests`); tests import both from here.
-from benchmarks.leaks import leftovers, ours_running
-
-__all__ = ["leftovers", "ours_running"]
+from tests import leaks
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -117,13 +112,34 @@ def mesa_dir() -> str:
     return str(MESA_LIB)
 
 
+# The running test's tag, which every process it starts inherits, and the display files there
+# were as it started (no_leaks sets both): what it answers for (tests/leaks.py).
+_running: tuple[str, dict[str, leaks.Identity]] = ("", {})
+
+
+def leftovers() -> set[str]:
+    """What the running test has left so far: the servers and Anatomist programs it started,
+    and the display locks, sockets and private directories it answers for."""
+    return leaks.leftovers(*_running)
+
+
+def ours_running() -> set[int]:
+    """The X servers that the running test started and that are still up."""
+    return leaks.tagged(leaks.SERVERS, _running[0])
+
+
 @pytest.fixture(autouse=True)
-def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every test, whatever its outcome, nothing new of ours remains (SPEC §5)."""
-    before = leftovers()
+def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """After every test, whatever its outcome, nothing that it started remains (SPEC §5).
+    Only what it started: the machine may be running other people's ana-headless, or another
+    checkout's test suite, at the same time."""
+    global _running
+    tag = leaks.new_tag()
+    monkeypatch.setenv(leaks.TAG_VAR, tag)
+    _running = (tag, leaks.file_identities())
     yield
     # A killed launcher's watcher cleans up asynchronously: give it a moment.
     deadline = time.monotonic() + 5
-    while (new := leftovers() - before) and time.monotonic() < deadline:
+    while (new := leftovers()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not new, f"left behind: {sorted(new)}"

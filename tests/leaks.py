@@ -1,12 +1,16 @@
 """What a run of ana-headless (or of another tool) leaves behind, and whose it is.
 
-Two users: the test suite's leak check (`leftovers()`, imported as `benchmarks.leaks`; the
-checkout's root is on the tests' import path) and the benchmark, which counts and removes what
-each run of each contender leaves (`Debris`). Standard library only, and no import of the
-benchmark's other modules, so that it imports the same either way.
+Two users: the test suite's leak check (tests/conftest.py), and the benchmark, which counts and
+removes what each run of each contender leaves (`Debris`; its scripts put the checkout's root
+on their import path). Standard library only, and no import of either user's modules.
 
-A run's processes are told apart from anyone else's on a shared machine by a tag that every
-process the benchmark starts inherits in its environment (`tagged_env`).
+On a shared machine other people run ana-headless too, so nothing is counted by its kind alone.
+Each run (a benchmark run, a test) gives the processes it starts a tag that they, and every
+process they start, inherit in their environment (`tagged_env`). A run answers for the X
+servers and Anatomist programs that carry its tag, and for each display lock, display socket
+and private directory that one of its processes holds, or that nobody holds any more (left
+behind: by the run, or by somebody's crash); never for a file that somebody else's live
+process holds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import struct
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Mapping
 
 X_LOCKS = "/tmp/.X*-lock"
 X_SOCKETS = "/tmp/.X11-unix/X*"
@@ -28,6 +33,15 @@ X_SOCKETS = "/tmp/.X11-unix/X*"
 PRIVATE_DIRS = os.path.join(os.path.abspath(os.environ.get("TMPDIR") or "/tmp"), "ana-headless-*")
 # What Debris counts, in the report's order.
 KINDS = ("Xvfb", "lock", "socket", "dir")
+# The process names of what a run may leave running: its X server (xpra starts an Xvfb of its
+# own) and the real Anatomist program (binary anatomist-bin, started as `anatomist`), which is
+# the grandchild of a run whose script uses pyanatomist's socket implementation.
+SERVERS = ("Xvfb", "xpra")
+ANATOMIST = ("anatomist", "anatomist-bin")
+
+# A file's identity: its inode and change time. A file made again under an old name (a server
+# on a number whose stale socket was there) is another file.
+Identity = tuple[int, int]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,12 +76,15 @@ def alive(pid: int) -> bool:
     return _state(pid) not in (None, "Z")
 
 
-def xvfb_pids() -> list[int]:
+def named(names: Iterable[str]) -> list[int]:
+    """The live processes whose name (what `ps` shows: the file it runs, even a script such as
+    xpra, whose argv[0] is its interpreter) is one of `names`."""
+    wanted = set(names)
     found = []
     for pid in pids():
         try:
             with open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() != "Xvfb":
+                if comm.read().strip() not in wanted:
                     continue
         except OSError:
             continue
@@ -90,17 +107,47 @@ def stop_process(pid: int, wait: float = 3.0) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The test suite's check: everything of ana-headless's kind, whoever made it
+# Tags: whose a process is
+
+# Not in ana-headless's own namespace (ANA_HEADLESS_*), which the product reads and tests clear.
+TAG_VAR = "ANA_LEAK_TAG"
+# Every tag made by this process starts with it (see sweep).
+INVOCATION = uuid.uuid4().hex[:12]
+_tags_made = 0
 
 
-def ours_running() -> set[int]:
-    """Pids of X servers started by ana-headless (their -auth file is in our private dir)."""
-    found = set()
-    for pid in pids():
-        argv = command_line(pid)
-        if any(b"/ana-headless-" in arg for arg in argv) and argv[0].endswith((b"Xvfb", b"xpra")):
-            found.add(pid)
-    return found
+def new_tag() -> str:
+    global _tags_made
+    _tags_made += 1
+    return f"{INVOCATION}-{_tags_made}"
+
+
+def tagged_env(tag: str) -> dict[str, str]:
+    return {**os.environ, TAG_VAR: tag}
+
+
+def tag_of(pid: int) -> str | None:
+    """The tag in the environment the process started with (None: untagged, gone, or another
+    user's, whose environment we may not read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            entries = environ.read().split(b"\0")
+    except OSError:
+        return None
+    prefix = f"{TAG_VAR}=".encode()
+    for entry in entries:
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode()
+    return None
+
+
+def tagged(names: Iterable[str], tag: str) -> set[int]:
+    """The live processes called one of `names` that carry `tag`."""
+    return {pid for pid in named(names) if tag_of(pid) == tag}
+
+
+# ---------------------------------------------------------------------------------------------
+# Files, and whose they are
 
 
 def x_files() -> list[str]:
@@ -108,29 +155,15 @@ def x_files() -> list[str]:
     return [*glob.glob(X_LOCKS), *glob.glob(X_SOCKETS), *glob.glob(PRIVATE_DIRS)]
 
 
-def anatomist_running() -> set[int]:
-    """Pids of the real Anatomist program (binary anatomist-bin, started as `anatomist`), the
-    grandchild of a run whose script uses pyanatomist's socket implementation."""
-    return {
-        pid
-        for pid in pids()
-        if (argv := command_line(pid))
-        and os.path.basename(argv[0]) in (b"anatomist", b"anatomist-bin")
-    }
-
-
-def leftovers() -> set[str]:
-    """Everything of ours a run could leave: servers, Anatomist programs, locks, sockets,
-    private directories."""
-    return (
-        {f"process {pid}" for pid in ours_running()}
-        | {f"anatomist process {pid}" for pid in anatomist_running()}
-        | set(x_files())
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Whose a file is
+def file_identities() -> dict[str, Identity]:
+    """Each display lock, display socket and private directory there is now, with its
+    identity."""
+    found = {}
+    for path in x_files():
+        with contextlib.suppress(FileNotFoundError):
+            status = os.lstat(path)
+            found[path] = (status.st_ino, status.st_ctime_ns)
+    return found
 
 
 def listener_pid(address: str) -> int | None:
@@ -169,62 +202,46 @@ def _kind(path: str) -> str:
     return "socket" if path.startswith("/tmp/.X11-unix/") else "dir"
 
 
-def _owner(path: str) -> int | None:
+def holder(path: str) -> int | None:
+    """The process that holds a lock, socket or private directory (None: nobody)."""
     kind = _kind(path)
     if kind == "lock":
         return _lock_holder(path)
     return listener_pid(path) if kind == "socket" else _dir_user(path)
 
 
+def answers_for(owner: int | None, tag: str) -> bool:
+    """Whether the run tagged `tag` answers for a file that `owner` holds: one of its own
+    processes, or this process (which may claim a display itself), or nobody."""
+    return owner is None or owner == os.getpid() or tag_of(owner) == tag
+
+
+# ---------------------------------------------------------------------------------------------
+# The test suite's check: what one tagged test left
+
+
+def leftovers(tag: str, since: Mapping[str, Identity]) -> set[str]:
+    """What of the run tagged `tag` is there now: its X servers and Anatomist programs, and the
+    locks, sockets and private directories that are new since `since` (file_identities() taken
+    as it started) and that it answers for."""
+    found = {f"process {pid}" for pid in tagged(SERVERS, tag)}
+    found |= {f"anatomist process {pid}" for pid in tagged(ANATOMIST, tag)}
+    for path, identity in file_identities().items():
+        if since.get(path) != identity and answers_for(holder(path), tag):
+            found.add(path)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The benchmark's accounting: what one tagged run left behind
-
-TAG_VAR = "ANA_HEADLESS_BENCH_TAG"
-# Every tag of this benchmark invocation starts with it (see sweep).
-INVOCATION = uuid.uuid4().hex[:12]
-_tags_made = 0
-
-
-def new_tag() -> str:
-    global _tags_made
-    _tags_made += 1
-    return f"{INVOCATION}-{_tags_made}"
-
-
-def tagged_env(tag: str) -> dict[str, str]:
-    return {**os.environ, TAG_VAR: tag}
-
-
-def tag_of(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            entries = environ.read().split(b"\0")
-    except OSError:
-        return None
-    prefix = f"{TAG_VAR}=".encode()
-    for entry in entries:
-        if entry.startswith(prefix):
-            return entry[len(prefix) :].decode()
-    return None
-
-
-def _identities() -> dict[str, tuple[int, int]]:
-    """Each lock, socket and private directory, with its inode and change time: a file made
-    again under an old name (a server on a number whose stale socket was there) is new."""
-    found = {}
-    for path in x_files():
-        with contextlib.suppress(FileNotFoundError):
-            status = os.lstat(path)
-            found[path] = (status.st_ino, status.st_ctime_ns)
-    return found
 
 
 class Debris:
     """What one run (or one batch) leaves behind, told apart from other users' servers and files.
 
     Counted: an Xvfb process carrying the run's tag; a lock, socket or (for ana-headless, the
-    only contender that makes them) private directory that is new since the run started, that no
-    live process of someone else's holds, and that is still there a moment later (so that another
+    only contender that makes them) private directory that is new since the run started, that
+    the run answers for (answers_for), and that is still there a moment later (so that another
     launcher's directory caught between its creation and its first use is not counted).
 
     Removed: the tagged servers, and the files the run itself claimed by reporting its display
@@ -239,25 +256,21 @@ class Debris:
     def __init__(self, tag: str, private_dirs: bool) -> None:
         self.tag = tag
         self.private_dirs = private_dirs
-        self.before = _identities()
-
-    def _ours(self, path: str) -> bool:
-        owner = _owner(path)
-        return owner is None or tag_of(owner) == self.tag
+        self.before = file_identities()
 
     def find(self) -> tuple[dict[str, list[str]], bool]:
         """What is there now, and whether some of it is still held by a live process of ours
         (a server on its way out removes its own socket and lock)."""
         found: dict[str, list[str]] = {kind: [] for kind in KINDS}
-        found["Xvfb"] = [str(pid) for pid in xvfb_pids() if tag_of(pid) == self.tag]
+        found["Xvfb"] = [str(pid) for pid in sorted(tagged(("Xvfb",), self.tag))]
         held = bool(found["Xvfb"])
-        now = _identities()
+        now = file_identities()
         for path in sorted(path for path in now if self.before.get(path) != now[path]):
             kind = _kind(path)
             if kind == "dir" and not self.private_dirs:
                 continue
-            owner = _owner(path)
-            if owner is None or tag_of(owner) == self.tag:
+            owner = holder(path)
+            if answers_for(owner, self.tag):
                 found[kind].append(path)
                 held = held or owner is not None
         return found, held
@@ -288,7 +301,7 @@ class Debris:
             for path in found[kind]:
                 if path not in claimed:
                     kept.append(path)
-                elif os.path.lexists(path) and self._ours(path):
+                elif os.path.lexists(path) and answers_for(holder(path), self.tag):
                     if kind == "dir":
                         shutil.rmtree(path, ignore_errors=True)
                     else:
@@ -299,6 +312,6 @@ class Debris:
 
 def sweep() -> None:
     """Stop any X server this invocation started that is still up (after ^C, say)."""
-    for pid in xvfb_pids():
+    for pid in named(("Xvfb",)):
         if (tag_of(pid) or "").startswith(INVOCATION):
             stop_process(pid)
