@@ -231,12 +231,12 @@ def kernel_() -> None:
 
 def _kernel_call(action: Callable[[], str]) -> None:
     """Run a kernel action; print what it says, or one line on stderr and its status."""
-    from .errors import HeadlessError
+    from .errors import HeadlessError, error_lines
 
     try:
         said = action()
     except HeadlessError as error:
-        click.echo(f"ana-headless: {error}", err=True)
+        click.echo(error_lines(error), err=True)
         sys.exit(error.exit_status)
     if said:
         click.echo(said)

@@ -17,7 +17,7 @@ from .options import Options, options_from_environment
 from .plan import make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
-from .session import Display
+from .session import Session
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -76,23 +76,26 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
     try:
         plan = make_plan(facts, options)
         report["server"] = {
-            "kind": plan.server,
+            "kind": plan.server.kind,
             "reason": plan.server_reason,
-            "command": list(plan.server_command.arguments),
+            "command": list(plan.server.arguments),
         }
         report["skipped"] = list(plan.skipped)
-        with Display(plan, options.screen) as display:
-            display_env = display.child_env(env, options.timeout)
-            display.server.wait_ready(options.timeout)
+        with Session(plan) as display:
+            display_env = display.child_env(env)
+            display.server.wait_ready()
             report["server"]["display"] = display.server.display
-            results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+            results = [
+                run_probe(candidate, display.candidate_env(candidate, display_env))
+                for candidate in plan.candidates
+            ]
             # A server that ended meanwhile failed the probes, not the host.
             server_up = display.server.running
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:
             if server_up:
-                remember(cache, probe_key_for(plan, options, result.candidate, env), result)
+                remember(cache, probe_key_for(plan, result.candidate, env), result)
         cache.save()
     except HeadlessError as error:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")

@@ -9,6 +9,7 @@ a new fact (facts.py), a branch here, and a test.
 from __future__ import annotations
 
 from .errors import SetupError
+from .glvnd import GLVND_LINKS, glvnd_links
 from .record import Record
 
 TYPE_CHECKING = False
@@ -22,9 +23,13 @@ if TYPE_CHECKING:
 
 
 class Candidate(Record):
-    """One way to give the child OpenGL, to be checked by a probe run exactly like the child."""
+    """One way to give the child OpenGL, to be checked by a probe run exactly like the child.
 
-    __slots__ = ("env_patch", "mode", "prefix", "reason", "require_hardware")
+    `env_patch` values may name PRIVATE_DIR, and `links` are made there (name -> target)
+    before the probe runs: the session fills both in for the probe and the child alike.
+    """
+
+    __slots__ = ("env_patch", "links", "mode", "prefix", "reason", "require_hardware")
 
     def __init__(
         self,
@@ -32,7 +37,9 @@ class Candidate(Record):
         reason: str,
         prefix: tuple[str, ...] = (),
         env_patch: Mapping[str, str | None] | None = None,
+        *,
         require_hardware: bool = False,
+        links: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.mode = mode
         self.reason = reason
@@ -41,56 +48,116 @@ class Candidate(Record):
         # auto uses VirtualGL only for a hardware renderer: on a software one it adds
         # read-back cost.
         self.require_hardware = require_hardware
+        self.links = links
+
+    @property
+    def needs_fresh_process(self) -> bool:
+        """Whether it needs what the loader reads only when a process starts (VirtualGL's
+        LD_PRELOAD through its prefix, Mesa's LD_LIBRARY_PATH)."""
+        return bool(self.prefix or self.env_patch)
 
 
-# In a server's command line, the values known only at its start (display.py fills them in):
+# In a server's command line, the values known only at its start (xserver.py fills them in):
 # the display claimed for it (an argument that is replaced by as many as it takes, or none
 # when the server picks its own number), the descriptor it writes its number to once ready,
-# its cookie file, and our private directory.
+# its cookie file, and our private directory (also in a candidate's environment); in the
+# paths a server may leave behind, its display number.
 DISPLAY_OPTIONS = "{display_options}"
 READY_FD, AUTH_FILE, PRIVATE_DIR = "{ready_fd}", "{auth}", "{private_dir}"
+DISPLAY_NUMBER = "{number}"
+
+# Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
+# of these the server can write to. The server reads and removes the file before it is ready,
+# so only a server killed while starting leaves it.
+_XVFB_KEYMAPS = (f"/var/lib/xkb/server-{DISPLAY_NUMBER}.xkm", f"/tmp/server-{DISPLAY_NUMBER}.xkm")
 
 
-class ServerCommand(Record):
-    """How the virtual X server is started: its command line, and `takes_sockets`: it is given
-    a display we claim, by socket activation, and clients may connect before it is ready; else
-    it picks a free number itself (-displayfd) and is checked once ready."""
+class ServerSpec(Record):
+    """A virtual X server, as data: how it is started, known ready, stopped and cleaned up
+    after. xserver.XServer runs it; nothing there depends on which server it is.
 
-    __slots__ = ("arguments", "takes_sockets")
+    - `takes_sockets`: it is given a display we claim, by socket activation, and clients may
+      connect before it is ready; else it picks a free number itself (`-displayfd`) and is
+      checked once ready. Either way it writes its number to READY_FD once ready.
+    - `stop_command`: how it is asked to stop once ready (xpra's own `stop`), then
+      `stop_signal`; with neither, its process group is killed at once: on a claimed display,
+      everything it would clean up on a polite stop is ours.
+    - `leftovers`: what it may leave when killed before it was ready (DISPLAY_NUMBER filled in).
+    """
 
-    def __init__(self, arguments: tuple[str, ...], takes_sockets: bool) -> None:
+    __slots__ = (
+        "arguments",
+        "kind",
+        "leftovers",
+        "name",
+        "stop_command",
+        "stop_signal",
+        "takes_sockets",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        arguments: tuple[str, ...],
+        *,
+        takes_sockets: bool,
+        stop_command: tuple[str, ...] = (),
+        stop_signal: str | None = None,
+        leftovers: tuple[str, ...] = (),
+    ) -> None:
+        self.kind = kind
+        self.name = name
         self.arguments = arguments
         self.takes_sockets = takes_sockets
+        self.stop_command = stop_command
+        self.stop_signal = stop_signal
+        self.leftovers = leftovers
 
     @property
     def binary(self) -> str:
         return self.arguments[0]
 
+    @property
+    def log_name(self) -> str:
+        return f"{self.kind}.log"
+
 
 class Plan(Record):
-    __slots__ = ("candidates", "server", "server_command", "server_reason", "skipped")
+    """Everything a run needs downstream of the decisions: the server, the GL candidates in
+    order, the screen and the start-up deadline, and why."""
+
+    __slots__ = ("candidates", "screen", "server", "server_reason", "skipped", "timeout")
 
     def __init__(
         self,
-        server: str,
+        server: ServerSpec,
         server_reason: str,
-        server_command: ServerCommand,
         candidates: tuple[Candidate, ...],
+        *,
+        screen: Screen,
+        timeout: float,
         skipped: tuple[str, ...] = (),
     ) -> None:
-        # xvfb or xpra, why, and how it is started.
         self.server = server
         self.server_reason = server_reason
-        self.server_command = server_command
         self.candidates = candidates
+        self.screen = screen
+        # The longest wait for the server, from its start.
+        self.timeout = timeout
         # Modes left out before any probe, each with why.
         self.skipped = skipped
 
+    @property
+    def needs_fresh_process(self) -> bool:
+        """Whatever the probes say, the child needs a process of its own from its start."""
+        return all(candidate.needs_fresh_process for candidate in self.candidates)
+
 
 def command_line(
-    server: ServerCommand, claim: DisplayClaim | None, auth_file: str, private_dir: str
+    template: tuple[str, ...], claim: DisplayClaim | None, auth_file: str, private_dir: str
 ) -> list[str]:
-    """The planned command line with the values of this start filled in."""
+    """A planned command line with the values of this start filled in."""
     display_options: list[str] = []
     ready_fd = 3
     if claim is not None:
@@ -102,14 +169,14 @@ def command_line(
         ready_fd += len(claim.sockets)
     values = {READY_FD: str(ready_fd), AUTH_FILE: auth_file, PRIVATE_DIR: private_dir}
     command: list[str] = []
-    for template in server.arguments:
-        if template == DISPLAY_OPTIONS:
+    for part in template:
+        if part == DISPLAY_OPTIONS:
             command += display_options
             continue
-        part = template
+        filled = part
         for placeholder, value in values.items():
-            part = part.replace(placeholder, value)
-        command.append(part)
+            filled = filled.replace(placeholder, value)
+        command.append(filled)
     return command
 
 
@@ -129,11 +196,19 @@ def _xvfb_arguments(screen: Screen) -> tuple[str, ...]:
     )
 
 
-def _xvfb_command(binary: str, screen: Screen) -> tuple[str, ...]:
-    return (binary, DISPLAY_OPTIONS, "-displayfd", READY_FD, *_xvfb_arguments(screen))
+def _xvfb(facts: HostFacts, screen: Screen) -> ServerSpec:
+    return ServerSpec(
+        "xvfb",
+        "Xvfb",
+        (str(facts.xvfb), DISPLAY_OPTIONS, "-displayfd", READY_FD, *_xvfb_arguments(screen)),
+        takes_sockets=facts.xvfb_takes_sockets,
+        # A server that picked its number removes its own socket and lock on SIGTERM.
+        stop_signal=None if facts.xvfb_takes_sockets else "TERM",
+        leftovers=_XVFB_KEYMAPS,
+    )
 
 
-def _xpra_command(facts: HostFacts, screen: Screen) -> tuple[str, ...]:
+def _xpra(facts: HostFacts, screen: Screen) -> ServerSpec:
     """xpra in the foreground, with its sockets and logs in our private directory. It starts
     its own Xvfb: `setpriv --pdeathsig` makes that one die with xpra, as xpra dies with us,
     so that a SIGKILL anywhere up the chain still leaves no server."""
@@ -141,39 +216,45 @@ def _xpra_command(facts: HostFacts, screen: Screen) -> tuple[str, ...]:
 
     death = (facts.setpriv, "--pdeathsig", "TERM") if facts.setpriv else ()
     xvfb = shlex.join((*death, facts.xvfb or "Xvfb", *_xvfb_arguments(screen)))
-    return (
-        str(facts.xpra),
-        "start",
-        "--daemon=no",
-        f"--displayfd={READY_FD}",
-        f"--xvfb={xvfb}",
-        f"--socket-dirs={PRIVATE_DIR}",
-        f"--log-dir={PRIVATE_DIR}",
-        # Only a display is wanted: none of the session services.
-        "--mdns=no",
-        "--pulseaudio=no",
-        "--notifications=no",
-        "--dbus-launch=",
-        "--dbus-proxy=no",
-        "--dbus-control=no",
-        "--systemd-run=no",
-        "--start-via-proxy=no",
-        "--html=off",
-        "--speaker=off",
-        "--microphone=off",
-        "--webcam=no",
-        "--clipboard=no",
-        "--printing=no",
-        "--file-transfer=no",
-        "--bell=no",
-        "--system-tray=no",
+    xpra = str(facts.xpra)
+    return ServerSpec(
+        "xpra",
+        "xpra",
+        (
+            xpra,
+            "start",
+            "--daemon=no",
+            f"--displayfd={READY_FD}",
+            f"--xvfb={xvfb}",
+            f"--socket-dirs={PRIVATE_DIR}",
+            f"--log-dir={PRIVATE_DIR}",
+            # Only a display is wanted: none of the session services.
+            "--mdns=no",
+            "--pulseaudio=no",
+            "--notifications=no",
+            "--dbus-launch=",
+            "--dbus-proxy=no",
+            "--dbus-control=no",
+            "--systemd-run=no",
+            "--start-via-proxy=no",
+            "--html=off",
+            "--speaker=off",
+            "--microphone=off",
+            "--webcam=no",
+            "--clipboard=no",
+            "--printing=no",
+            "--file-transfer=no",
+            "--bell=no",
+            "--system-tray=no",
+        ),
+        takes_sockets=False,
+        # xpra's own stop shuts down its Xvfb and removes its sockets.
+        stop_command=(xpra, "stop", f"--socket-dirs={PRIVATE_DIR}", f":{DISPLAY_NUMBER}"),
+        stop_signal="TERM",
     )
 
 
-def server_command(kind: str, facts: HostFacts, options: Options) -> ServerCommand:
-    if kind == "xpra":
-        return ServerCommand(_xpra_command(facts, options.screen), False)
-    return ServerCommand(_xvfb_command(str(facts.xvfb), options.screen), facts.xvfb_takes_sockets)
+_SERVER_BUILDERS = {"xvfb": _xvfb, "xpra": _xpra}
 
 
 def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
@@ -239,9 +320,11 @@ def _mesa(facts: HostFacts, options: Options) -> Candidate | str:
             "mesa: no software Mesa libGL.so.1 found (give one with --mesa-dir or "
             "ANA_HEADLESS_MESA_DIR)"
         )
+    # GLVND's names lead to the Mesa too, through links right after it on the path.
+    links = glvnd_links(directory)
     library_path = facts.loader.get("LD_LIBRARY_PATH")
-    value = directory if not library_path else f"{directory}:{library_path}"
-    return Candidate(mode="mesa", reason=why, env_patch={"LD_LIBRARY_PATH": value})
+    value = ":".join(filter(None, (directory, f"{PRIVATE_DIR}/{GLVND_LINKS}", library_path)))
+    return Candidate(mode="mesa", reason=why, env_patch={"LD_LIBRARY_PATH": value}, links=links)
 
 
 def _server_glx(server: str) -> Candidate:
@@ -274,9 +357,10 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
     if not candidates:
         raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
     return Plan(
-        server,
+        _SERVER_BUILDERS[server](facts, options.screen),
         server_reason,
-        server_command(server, facts, options),
         tuple(candidates),
-        tuple(skipped),
+        screen=options.screen,
+        timeout=options.timeout,
+        skipped=tuple(skipped),
     )

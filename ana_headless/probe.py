@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .environment import apply_patch
 from .record import Record
 
 TYPE_CHECKING = False
@@ -77,14 +76,15 @@ def probe_command(candidate: Candidate, python: str = sys.executable) -> list[st
 def run_probe(
     candidate: Candidate, env: Mapping[str, str], deadline: float = PROBE_DEADLINE
 ) -> ProbeResult:
-    """Run the probe under the candidate's prefix and environment, with a deadline."""
+    """Run the probe under the candidate's prefix, with `env`: the environment the child
+    would get with this candidate (Session.candidate_env), and a deadline."""
     import json
     import subprocess
 
     try:
         completed = subprocess.run(
             probe_command(candidate),
-            env=apply_patch(env, candidate.env_patch),
+            env=dict(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=deadline,
@@ -137,7 +137,7 @@ def remember(cache: ProbeCache, key: str, result: ProbeResult) -> None:
 
 def first_accepted(
     candidates: Sequence[Candidate],
-    env: Mapping[str, str],
+    env_of: Callable[[Candidate], Mapping[str, str]],
     cache: ProbeCache,
     key_of: Callable[[Candidate], str],
     server_up: Callable[[], bool],
@@ -148,7 +148,7 @@ def first_accepted(
     is still up (`server_up()`): one that died meanwhile failed it, not the host."""
 
     def live(candidate: Candidate) -> ProbeResult:
-        result = run_probe(candidate, env)
+        result = run_probe(candidate, env_of(candidate))
         if server_up():
             remember(cache, key_of(candidate), result)
         return result

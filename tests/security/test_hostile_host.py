@@ -111,7 +111,7 @@ from ana_headless import lifetime
 from ana_headless.facts import gather
 from ana_headless.options import options_from_environment
 from ana_headless.plan import make_plan
-from ana_headless.session import Display
+from ana_headless.session import Session
 
 def fail(*_args):
     raise RuntimeError("a fault right after the spawn")
@@ -119,7 +119,7 @@ def fail(*_args):
 lifetime.Watcher.kill_on_death = fail
 options = options_from_environment(os.environ)
 try:
-    Display(make_plan(gather(os.environ, None), options), options.screen)
+    Session(make_plan(gather(os.environ, None), options))
 except RuntimeError:
     print("failed as planned")
 """

@@ -1,13 +1,14 @@
-"""The virtual X server process: start the command its plan gives, know when it is ready, stop
-it. It owns the process alone: the display it is given, the directory it writes in and the
-watcher are its owner's (session.Display).
+"""The virtual X server process: start the command its spec gives, know when it is ready, stop
+it as the spec says. It owns the process alone: the display it is given, the directory it writes
+in and the watcher are its owner's (session.Session). Nothing here depends on which server it
+is: that is plan.ServerSpec's.
 
-On a claimed display (claim.py) Xvfb gets the display's sockets, bound and listening in this
-process, by socket activation: the display is ours by construction and known before the server
-has started, and clients that connect early wait until it is ready. Otherwise (xpra, which
-starts its own Xvfb; an Xvfb built without socket activation; abstract sockets refused) the
-server picks a free number itself, and before the display is handed over we ask the kernel who
-listens on it (ownership.py).
+On a claimed display (claim.py) the server gets the display's sockets, bound and listening in
+this process, by socket activation: the display is ours by construction and known before the
+server has started, and clients that connect early wait until it is ready. Otherwise (xpra,
+which starts its own Xvfb; an Xvfb built without socket activation; abstract sockets refused)
+the server picks a free number itself, and before the display is handed over we ask the kernel
+who listens on it (ownership.py).
 
 Either way `-displayfd` tells when the server accepts connections: no lock-file scanning, no
 sleep. Light on imports: the launcher starts the server before anything else is loaded.
@@ -20,29 +21,22 @@ import time
 
 from .claim import inode_of, lock_path, socket_path, unlink_if_inode, unlink_if_there
 from .errors import SetupError
-from .lifetime import exited, signals, spawn
+from .messages import log_tail
 from .ownership import check_ownership
-from .plan import command_line
+from .plan import DISPLAY_NUMBER, PRIVATE_DIR, command_line
+from .process import exited, signals, spawn
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .claim import DisplayClaim
     from .lifetime import PrivateDirectory, Watcher
-    from .plan import ServerCommand
+    from .plan import ServerSpec
 
 STOP_DEADLINE = 3.0
-_STDERR_TAIL = 2000
 # sd_listen_fds() checks that LISTEN_PID is the pid of the process reading it, which only a
 # shell that then execs the server can know beforehand.
 _SOCKET_ACTIVATION = 'export LISTEN_PID=$$ LISTEN_FDS="$1"; shift; exec "$@"'
-# Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
-# of these the server can write to. The server reads and removes the file before it is ready.
-_KEYMAP_DIRECTORIES = ("/var/lib/xkb", "/tmp")
-
-
-def _name(kind: str) -> str:
-    return "Xvfb" if kind == "xvfb" else "xpra"
 
 
 class XServer:
@@ -50,35 +44,38 @@ class XServer:
 
     def __init__(
         self,
-        kind: str,
-        server: ServerCommand,
+        spec: ServerSpec,
         *,
         directory: PrivateDirectory,
         auth_file: str,
         claim: DisplayClaim | None,
         watcher: Watcher,
+        timeout: float,
     ) -> None:
-        self.kind = kind
+        self.spec = spec
+        self.kind = spec.kind
         self._directory = directory
         self._claim = claim
         self._watcher = watcher
+        self._timeout = timeout
         # A file, not a pipe, takes the server's output: it can never fill up and block the
         # server, and its tail is there to quote if the server fails.
-        self.log_path = directory.file_path(f"{self.kind}.log")
+        self.log_path = directory.file_path(spec.log_name)
         self.number = claim.number if claim else None
         self.ready = False
-        self._stopping = False
         self.returncode: int | None = None
         # The process that listens on the display, checked when the server picked the number.
         self.listener: int | None = None
         self._received = b""
         # The socket and lock files of a server that picked its number (see stop()).
         self._own_files: list[tuple[str, int]] = []
-        self.command = command_line(server, claim, auth_file, directory.path)
+        self.command = command_line(spec.arguments, claim, auth_file, directory.path)
         self.pid: int | None = None
-        self.started_at = 0.0
+        # Until then it may take to be ready; set at its start.
+        self.deadline = 0.0
         # The server writes its display number there once it accepts connections.
         self._ready_pipe: int | None = None
+        self._asked_to_stop = False
 
     def start(self) -> None:
         """Spawn the server; its owner has registered `stop` before, so that whatever fails
@@ -92,7 +89,7 @@ class XServer:
             raise
         finally:
             os.close(write_end)
-        self.started_at = time.monotonic()
+        self.deadline = time.monotonic() + self._timeout
         self._watcher.kill_on_death(self.pid, "TERM")
         if self._claim:
             self._claim.close_sockets()
@@ -105,11 +102,11 @@ class XServer:
                 "/bin/sh",
                 "-c",
                 _SOCKET_ACTIVATION,
-                "ana-headless-xvfb",
+                "ana-headless-server",
                 str(len(self._claim.sockets)),
                 *command,
             ]
-        log = self._directory.create(os.path.basename(self.log_path))
+        log = self._directory.create(self.spec.log_name)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
@@ -124,7 +121,7 @@ class XServer:
                 new_session=True,
             )
         except OSError as error:
-            raise SetupError(f"cannot start {_name(self.kind)}: {error.strerror}") from error
+            raise SetupError(f"cannot start {self.spec.name}: {error.strerror}") from error
         finally:
             os.close(log)
             os.close(null)
@@ -143,43 +140,44 @@ class XServer:
         """Clients may connect already: they wait until the server is ready."""
         return self._claim is not None
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self) -> None:
         """Return once the server accepts connections (and is ours); SetupError, with the
-        server's output, when it exits first or is not ready `timeout` s after its start."""
-        self._await(timeout, block=True)
+        server's output, when it exits first or is not ready by its deadline."""
+        self._await(block=True)
 
-    def check(self, timeout: float) -> bool:
+    def check(self) -> bool:
         """Whether it is ready now, without waiting; SetupError as for wait_ready."""
-        return self._await(timeout, block=False)
+        return self._await(block=False)
 
-    def _await(self, timeout: float, *, block: bool) -> bool:
+    def _await(self, *, block: bool) -> bool:
         if self.ready:
             return True
         try:
-            number = self._read_number(self.started_at + timeout, timeout, block)
+            number = self._read_number(block)
             if number is None:
                 return False
             self._confirm(number)
         except SetupError as error:
-            self._end()
+            self._kill()
             error.details = log_tail(self.log_path)
             raise
         self.ready = True
         return True
 
-    def _read_number(self, deadline: float, timeout: float, block: bool) -> int | None:
+    def _read_number(self, block: bool) -> int | None:
         import select  # once the server is started
 
-        name = _name(self.kind)
         assert self._ready_pipe is not None
         while not self._received.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
+            remaining = self.deadline - time.monotonic()
             # What the server wrote counts even when we look at it past the deadline.
             if not select.select([self._ready_pipe], [], [], max(remaining, 0.0) if block else 0.0)[
                 0
             ]:
-                if deadline <= time.monotonic():
-                    raise SetupError(f"{name} was not ready within {timeout:g} s (--timeout)")
+                if self.deadline <= time.monotonic():
+                    raise SetupError(
+                        f"{self.spec.name} was not ready within {self._timeout:g} s (--timeout)"
+                    )
                 if block:
                     continue
                 return None
@@ -188,9 +186,11 @@ class XServer:
                 # The write end closed without a number: the server exited (or closed it).
                 status = self._watcher.reap(self._started, max(remaining, 1.0))
                 if status is None:
-                    raise SetupError(f"{name} closed its display pipe without a number")
+                    raise SetupError(f"{self.spec.name} closed its display pipe without a number")
                 self.returncode = status
-                raise SetupError(f"{name} exited with status {status} before it was ready")
+                raise SetupError(
+                    f"{self.spec.name} exited with status {status} before it was ready"
+                )
             self._received += chunk
         self._close_ready_pipe()
         return int(self._received)
@@ -199,7 +199,7 @@ class XServer:
         if self._claim:
             if number != self._claim.number:
                 raise SetupError(
-                    f"Xvfb started on :{number}, not on the display :"
+                    f"{self.spec.name} started on :{number}, not on the display :"
                     f"{self._claim.number} it was given"
                 )
             return
@@ -217,17 +217,57 @@ class XServer:
             os.close(self._ready_pipe)
             self._ready_pipe = None
 
-    def _end(self) -> None:
-        """Kill it if it still runs, and reap it."""
+    @property
+    def _started(self) -> int:
+        if self.pid is None:
+            raise RuntimeError("the server was not started")
+        return self.pid
+
+    def begin_stop(self) -> None:
+        """The first step of stop(), without waiting: the launcher begins it as soon as the
+        child has ended, and its display waits for the end."""
+        if self.pid is None or self.returncode is not None or self._asked_to_stop:
+            return
+        self._asked_to_stop = True
+        if self.ready and self.spec.stop_command:
+            self._run_stop_command()
+        elif self.spec.stop_signal:
+            # Before it is ready too: it finishes starting, then ends as it should.
+            self._signal(self.spec.stop_signal)
+        else:
+            if not self.ready:
+                from .messages import log  # not on the way to the server's start
+
+                # It has answered no client yet (they wait in the backlog).
+                log.info(
+                    "%s killed while it was still starting: no client had an answer from it",
+                    self.spec.name,
+                )
+            self._kill_group()
+
+    def _signal(self, name: str) -> None:
+        os.kill(self._started, getattr(signals, f"SIG{name}"))
+
+    def stop(self) -> None:
+        """Stop it as its spec says, wait until it is gone, and remove what it leaves: one
+        way, whatever the server and however far it got."""
+        if self.pid is None:
+            self._close_ready_pipe()
+            return
+        self.begin_stop()
+        if self.returncode is None:
+            self.returncode = self._watcher.reap(self.pid, STOP_DEADLINE)
+        self._kill()
+        if self.listener not in (None, self.pid):
+            _wait_gone(self.listener)
+        self._remove_leftovers()
+
+    def _kill(self) -> None:
+        """Kill it (and its helpers) if it still runs, and reap it."""
         if self.returncode is None:
             self._kill_group()
             self.returncode = self._watcher.reap(self._started, None)
         self._close_ready_pipe()
-        if self._claim and not self.ready:
-            # Killed while starting, it may leave the keymap its compiler wrote; the name is
-            # our claimed display's.
-            for directory in _KEYMAP_DIRECTORIES:
-                unlink_if_there(f"{directory}/server-{self.number}.xkm")
 
     def _kill_group(self) -> None:
         """SIGKILL for the server and its helpers (its keymap compiler): it leads its own
@@ -237,68 +277,34 @@ class XServer:
         except ProcessLookupError:
             return
 
-    @property
-    def _started(self) -> int:
-        if self.pid is None:
-            raise RuntimeError("the server was not started")
-        return self.pid
+    def _remove_leftovers(self) -> None:
+        if self.returncode != -signals.SIGKILL:
+            return  # it ended as it should, and removed its files itself
+        if not self.ready and self._claim:
+            # Killed while starting, it may leave what its start makes; the names are our
+            # claimed display's.
+            for template in self.spec.leftovers:
+                unlink_if_there(template.replace(DISPLAY_NUMBER, str(self.number)))
+        # A killed server cannot unlink its socket and lock: those it made are removed,
+        # while they are still the files it made (another server may have made new ones).
+        for path, inode in self._own_files:
+            unlink_if_inode(path, inode)
 
-    def begin_stop(self) -> None:
-        """Ask it to stop, without waiting (stop() waits)."""
-        if self.returncode is not None or self._stopping:
-            return
-        self._stopping = True
-        if not self._claim:
-            self._ask_to_stop()
-            return
-        # Everything it would clean up on a polite stop (socket, lock, keymap) is ours, and a
-        # server that is not ready yet has answered no client (they wait in the backlog):
-        # killing its process group, its keymap compiler with it, is the fastest end.
-        if not self.ready:
-            from .messages import log  # not on the way to the server's start
+    def _run_stop_command(self) -> None:
+        """The server's own stop command (xpra stop), given STOP_DEADLINE; its signal after."""
+        import sh  # off the start-up path: only once the child has ended
 
-            log.info(
-                "%s killed while it was still starting: no client had an answer from it",
-                _name(self.kind),
+        values = {PRIVATE_DIR: self._directory.path, DISPLAY_NUMBER: str(self.number)}
+        command = list(self.spec.stop_command)
+        for placeholder, value in values.items():
+            command = [part.replace(placeholder, value) for part in command]
+        try:
+            sh.Command(command[0])(
+                *command[1:], _in="", _timeout=STOP_DEADLINE, _ok_code=list(range(256))
             )
-        self._kill_group()
-
-    def stop(self) -> None:
-        """Stop it and wait until it is gone; remove what it leaves."""
-        if self.pid is None:
-            self._close_ready_pipe()
-            return
-        self.begin_stop()
-        if self.returncode is None:
-            self.returncode = self._watcher.reap(self.pid, STOP_DEADLINE)
-        self._end()
-        if self.listener not in (None, self.pid):
-            _wait_gone(self.listener)
-        if self.returncode == -signals.SIGKILL:
-            # A killed server cannot unlink its socket and lock: those it made are removed,
-            # while they are still the files it made (another server may have made new ones).
-            for path, inode in self._own_files:
-                unlink_if_inode(path, inode)
-
-    def _ask_to_stop(self) -> None:
-        if self.kind == "xpra" and self.ready:
-            # xpra's own stop command shuts down its Xvfb and removes its sockets.
-            import sh
-
-            try:
-                sh.Command(self.command[0])(
-                    "stop",
-                    f"--socket-dirs={self._directory.path}",
-                    self.display,
-                    _in="",
-                    _timeout=STOP_DEADLINE,
-                    _ok_code=list(range(256)),
-                )
-                return
-            except (sh.CommandNotFound, sh.TimeoutException):
-                pass
-        # Before it is ready too: it finishes starting, then ends as it should.
-        os.kill(self._started, signals.SIGTERM)
+        except (sh.CommandNotFound, sh.TimeoutException):
+            if self.spec.stop_signal:
+                self._signal(self.spec.stop_signal)
 
 
 def _wait_gone(pid: int) -> None:
@@ -315,13 +321,3 @@ def _wait_gone(pid: int) -> None:
             signals.pidfd_send_signal(handle, signals.SIGKILL)
     finally:
         os.close(handle)
-
-
-def log_tail(path: str) -> str:
-    try:
-        with open(path, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - _STDERR_TAIL))
-            return log.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
