@@ -14,7 +14,7 @@ from .errors import HeadlessError, UsageError
 from .facts import HostFacts, gather
 from .glchoice import probe_key_for
 from .options import Options, options_from_environment
-from .plan import make_plan
+from .plan import install_hint, make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
 from .session import Session
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
 
-def _next_steps(facts: HostFacts, results: list[ProbeResult], problem: str) -> list[str]:
+def _next_steps(facts: HostFacts, results: list[ProbeResult]) -> list[str]:
     steps: list[str] = []
-    if not (facts.xvfb or facts.xpra):
-        steps.append("install a virtual X server: apt-get install xvfb (or xpra)")
-    if any(r.candidate.mode == "server" and not r.ok for r in results) or (problem and not results):
+    if not (facts.xvfb or (facts.weston and facts.xwayland)):
+        steps.append(f"install a virtual X server ({install_hint(facts, 'xvfb', 'weston')})")
+    if any(r.candidate.mode == "server" and not r.ok for r in results):
         steps.append(
             "for the server's own GLX (Mesa llvmpipe): apt-get install libgl1-mesa-dri libglx-mesa0"
         )
@@ -79,6 +79,7 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
             "kind": plan.server.kind,
             "reason": plan.server_reason,
             "command": list(plan.server.arguments),
+            "compositor": list(plan.server.compositor),
         }
         report["skipped"] = list(plan.skipped)
         with Session(plan) as display:
@@ -120,7 +121,7 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
         }
     elif not report["problem"]:
         report["problem"] = "no GL candidate works on the virtual display"
-    report["next_steps"] = _next_steps(facts, results, report["problem"])
+    report["next_steps"] = _next_steps(facts, results)
     return report
 
 
@@ -128,6 +129,8 @@ def render_text(report: Mapping[str, Any]) -> str:
     facts = report["facts"]
     rows = [
         ("Xvfb", facts["xvfb"] or "not found"),
+        ("weston", facts["weston"] or "not found"),
+        ("Xwayland", facts["xwayland"] or "not found"),
         ("xpra", facts["xpra"] or "not found"),
         ("vglrun", facts["vglrun"] or "not found"),
         ("software Mesa", ", ".join(facts["mesa_dirs"]) or "none found"),

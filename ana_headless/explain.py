@@ -27,6 +27,11 @@ def describe_plan(plan: Plan, argv: Sequence[str], known: Sequence[ProbeResult |
     server = plan.server
     lines = [
         f"server: {server.kind} ({plan.server_reason})",
+        *(
+            [f"compositor, started first: {' '.join(server.compositor)}"]
+            if server.compositor
+            else []
+        ),
         f"server command: {' '.join(server.arguments)}",
         "  "
         + (

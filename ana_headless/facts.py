@@ -37,6 +37,7 @@ LOADER_VARIABLES = (
 class HostFacts(Record):
     __slots__ = (
         "allocated_gpu",
+        "distribution",
         "egl_devices",
         "given_mesa_dir",
         "loader",
@@ -46,9 +47,11 @@ class HostFacts(Record):
         "setpriv",
         "vgl_display",
         "vglrun",
+        "weston",
         "xpra",
         "xvfb",
         "xvfb_takes_sockets",
+        "xwayland",
     )
 
     def __init__(
@@ -67,6 +70,9 @@ class HostFacts(Record):
         setpriv: str | None = None,
         given_mesa_dir: str | None = None,
         allocated_gpu: tuple[str, str] | None = None,
+        weston: str | None = None,
+        xwayland: str | None = None,
+        distribution: tuple[str, ...] = (),
     ) -> None:
         self.xvfb = xvfb
         # Whether that Xvfb takes a claimed display's sockets by socket activation.
@@ -85,6 +91,11 @@ class HostFacts(Record):
         self.loader: Mapping[str, str] = loader or {}
         # Inside a SLURM job: VirtualGL's device for the GPU it was given, and why.
         self.allocated_gpu = allocated_gpu
+        # Where there is no Xvfb (RHEL 10): a rootful Xwayland on weston's headless back end.
+        self.weston = weston
+        self.xwayland = xwayland
+        # os-release's ID, then its ID_LIKE: what to tell a user to install.
+        self.distribution = distribution
 
 
 def supports_socket_activation(server_binary: str) -> bool:
@@ -112,6 +123,20 @@ def which(program: str, path: str | None = None) -> str | None:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def distribution(os_release: str = "/etc/os-release") -> tuple[str, ...]:
+    """os-release's ID and ID_LIKE words ("rocky", "rhel", "centos", "fedora"), or ()."""
+    words: list[str] = []
+    try:
+        with open(os_release, encoding="utf-8", errors="replace") as release:
+            for line in release:
+                name, _, value = line.strip().partition("=")
+                if name in ("ID", "ID_LIKE"):
+                    words += value.strip("\"'").split()
+    except OSError:
+        return ()
+    return tuple(words)
 
 
 def has_libgl(directory: str) -> bool:
@@ -159,6 +184,9 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
         xvfb=xvfb,
         xvfb_takes_sockets=bool(xvfb) and supports_socket_activation(str(xvfb)),
         xpra=which("xpra", path),
+        weston=which("weston", path),
+        xwayland=which("Xwayland", path),
+        distribution=distribution(),
         setpriv=which("setpriv", path),
         vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),

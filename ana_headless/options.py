@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 GL_MODES = ("auto", "virtualgl", "mesa", "server")
-SERVERS = ("auto", "xvfb", "xpra")
+SERVERS = ("auto", "xvfb", "weston", "xpra")
 DEFAULT_SCREEN = "1280x1024x24"
 DEFAULT_TIMEOUT = 10.0
 # The longest --timeout: a server that needs longer than an hour to start is not starting.
@@ -108,7 +108,8 @@ SPECS = (
         envvar="ANA_HEADLESS_SERVER",
         choices=SERVERS,
         default="auto",
-        help="The virtual X server: auto means Xvfb, else xpra.",
+        help="The virtual X server: auto means Xvfb, else weston with a rootful Xwayland "
+        "(hosts without Xvfb, such as RHEL 10); xpra runs its own Xvfb.",
     ),
     OptionSpec(
         ("--virtualgl", "--no-virtualgl"),

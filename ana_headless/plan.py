@@ -66,19 +66,28 @@ DISPLAY_OPTIONS = "{display_options}"
 READY_FD, AUTH_FILE, PRIVATE_DIR = "{ready_fd}", "{auth}", "{private_dir}"
 DISPLAY_NUMBER = "{number}"
 
-# Where Xvfb's keymap compiler (xkbcomp) writes the keymap during the server's start: the first
+# Where an X server's keymap compiler (xkbcomp) writes the keymap during its start: the first
 # of these the server can write to. The server reads and removes the file before it is ready,
 # so only a server killed while starting leaves it.
-_XVFB_KEYMAPS = (f"/var/lib/xkb/server-{DISPLAY_NUMBER}.xkm", f"/tmp/server-{DISPLAY_NUMBER}.xkm")
+_KEYMAPS = (f"/var/lib/xkb/server-{DISPLAY_NUMBER}.xkm", f"/tmp/server-{DISPLAY_NUMBER}.xkm")
+
+
+# How a server takes the sockets of a display we claimed for it: systemd's socket activation
+# (LISTEN_FDS: Xvfb), or one -listenfd option each (Xwayland). PICKS_ITS_OWN: it takes none,
+# and picks a free display number itself.
+SOCKET_ACTIVATION, LISTENFD, PICKS_ITS_OWN = "activation", "listenfd", ""
 
 
 class ServerSpec(Record):
     """A virtual X server, as data: how it is started, known ready, stopped and cleaned up
     after. xserver.XServer runs it; nothing there depends on which server it is.
 
-    - `takes_sockets`: it is given a display we claim, by socket activation, and clients may
-      connect before it is ready; else it picks a free number itself (`-displayfd`) and is
-      checked once ready. Either way it writes its number to READY_FD once ready.
+    - `sockets`: how it takes a display we claim (SOCKET_ACTIVATION, LISTENFD), so that
+      clients may connect before it is ready; PICKS_ITS_OWN: it picks a free number itself and
+      is checked once ready. Either way it writes its number to READY_FD once ready.
+    - `compositor`: a process it needs, started first, ready once it tells systemd's
+      NOTIFY_SOCKET protocol so (READY=1), stopped after the server (weston for Xwayland).
+    - `environment`: variables both are given, beside XDG_RUNTIME_DIR (our private directory).
     - `stop_command`: how it is asked to stop once ready (xpra's own `stop`), then
       `stop_signal`; with neither, its process group is killed at once: on a claimed display,
       everything it would clean up on a polite stop is ours.
@@ -87,12 +96,15 @@ class ServerSpec(Record):
 
     __slots__ = (
         "arguments",
+        "compositor",
+        "environment",
         "kind",
         "leftovers",
+        "log_name",
         "name",
+        "sockets",
         "stop_command",
         "stop_signal",
-        "takes_sockets",
     )
 
     def __init__(
@@ -101,7 +113,10 @@ class ServerSpec(Record):
         name: str,
         arguments: tuple[str, ...],
         *,
-        takes_sockets: bool,
+        sockets: str,
+        log_name: str,
+        compositor: tuple[str, ...] = (),
+        environment: tuple[tuple[str, str], ...] = (),
         stop_command: tuple[str, ...] = (),
         stop_signal: str | None = None,
         leftovers: tuple[str, ...] = (),
@@ -109,7 +124,10 @@ class ServerSpec(Record):
         self.kind = kind
         self.name = name
         self.arguments = arguments
-        self.takes_sockets = takes_sockets
+        self.sockets = sockets
+        self.log_name = log_name
+        self.compositor = compositor
+        self.environment = environment
         self.stop_command = stop_command
         self.stop_signal = stop_signal
         self.leftovers = leftovers
@@ -119,8 +137,8 @@ class ServerSpec(Record):
         return self.arguments[0]
 
     @property
-    def log_name(self) -> str:
-        return f"{self.kind}.log"
+    def takes_sockets(self) -> bool:
+        return self.sockets != PICKS_ITS_OWN
 
 
 class Plan(Record):
@@ -155,9 +173,9 @@ class Plan(Record):
 
 
 def command_line(
-    template: tuple[str, ...], claim: DisplayClaim | None, auth_file: str, private_dir: str
+    server: ServerSpec, claim: DisplayClaim | None, auth_file: str, private_dir: str
 ) -> list[str]:
-    """A planned command line with the values of this start filled in."""
+    """The server's planned command line with the values of this start filled in."""
     display_options: list[str] = []
     ready_fd = 3
     if claim is not None:
@@ -166,10 +184,13 @@ def command_line(
         display_options = [f":{claim.number}", "-nolock"]
         if not claim.has_socket_file:
             display_options += ["-nolisten", "unix"]
+        if server.sockets == LISTENFD:
+            for fd in range(3, 3 + len(claim.sockets)):
+                display_options += ["-listenfd", str(fd)]
         ready_fd += len(claim.sockets)
     values = {READY_FD: str(ready_fd), AUTH_FILE: auth_file, PRIVATE_DIR: private_dir}
     command: list[str] = []
-    for part in template:
+    for part in server.arguments:
         if part == DISPLAY_OPTIONS:
             command += display_options
             continue
@@ -201,10 +222,11 @@ def _xvfb(facts: HostFacts, screen: Screen) -> ServerSpec:
         "xvfb",
         "Xvfb",
         (str(facts.xvfb), DISPLAY_OPTIONS, "-displayfd", READY_FD, *_xvfb_arguments(screen)),
-        takes_sockets=facts.xvfb_takes_sockets,
+        sockets=SOCKET_ACTIVATION if facts.xvfb_takes_sockets else PICKS_ITS_OWN,
+        log_name="xvfb.log",
         # A server that picked its number removes its own socket and lock on SIGTERM.
         stop_signal=None if facts.xvfb_takes_sockets else "TERM",
-        leftovers=_XVFB_KEYMAPS,
+        leftovers=_KEYMAPS,
     )
 
 
@@ -247,32 +269,132 @@ def _xpra(facts: HostFacts, screen: Screen) -> ServerSpec:
             "--bell=no",
             "--system-tray=no",
         ),
-        takes_sockets=False,
+        sockets=PICKS_ITS_OWN,
+        log_name="xpra.log",
         # xpra's own stop shuts down its Xvfb and removes its sockets.
         stop_command=(xpra, "stop", f"--socket-dirs={PRIVATE_DIR}", f":{DISPLAY_NUMBER}"),
         stop_signal="TERM",
     )
 
 
-_SERVER_BUILDERS = {"xvfb": _xvfb, "xpra": _xpra}
+# weston's socket, in the private directory that is its XDG_RUNTIME_DIR.
+WAYLAND_SOCKET = "wayland-ana-headless"
+
+
+def _weston(facts: HostFacts, screen: Screen) -> ServerSpec:
+    """A rootful Xwayland on weston's headless back end, for hosts without Xvfb (RHEL 10).
+    Xwayland cannot run without a compositor; it takes the size of weston's output."""
+    if screen.depth != 24:
+        raise SetupError(
+            f"--server weston: a rootful Xwayland's depth is 24, not {screen.depth} "
+            f"(--screen {screen.width}x{screen.height}x24)"
+        )
+    return ServerSpec(
+        "weston",
+        "Xwayland",
+        (
+            str(facts.xwayland),
+            DISPLAY_OPTIONS,
+            "-displayfd",
+            READY_FD,
+            "-nolisten",
+            "tcp",
+            "-auth",
+            AUTH_FILE,
+            "-noreset",
+        ),
+        sockets=LISTENFD,
+        log_name="xwayland.log",
+        compositor=(
+            str(facts.weston),
+            "--backend=headless-backend.so",
+            # No helper client and no panel: one fullscreen surface, the rootful Xwayland.
+            "--shell=kiosk-shell.so",
+            "--no-config",
+            f"--socket={WAYLAND_SOCKET}",
+            "--idle-time=0",
+            f"--width={screen.width}",
+            f"--height={screen.height}",
+            # Says READY=1 on NOTIFY_SOCKET once it accepts clients: no polling for its socket.
+            "--modules=systemd-notify.so",
+        ),
+        environment=(("WAYLAND_DISPLAY", WAYLAND_SOCKET),),
+        leftovers=_KEYMAPS,
+    )
+
+
+_SERVER_BUILDERS = {"xvfb": _xvfb, "xpra": _xpra, "weston": _weston}
+
+
+# What to install for each server, by the distribution's family (os-release's ID and ID_LIKE).
+_PACKAGES = {
+    "debian": (
+        "Debian/Ubuntu: apt-get install",
+        {"xvfb": "xvfb", "weston": "weston xwayland", "xpra": "xpra xvfb"},
+    ),
+    "rhel": (
+        "RHEL/Fedora: dnf install",
+        {
+            "xvfb": "xorg-x11-server-Xvfb",
+            "weston": "weston xorg-x11-server-Xwayland",
+            "xpra": "xpra xorg-x11-server-Xvfb",
+        },
+    ),
+}
+
+
+# os-release's IDs, by family.
+_FAMILIES = {
+    "debian": "debian",
+    "ubuntu": "debian",
+    "rhel": "rhel",
+    "centos": "rhel",
+    "fedora": "rhel",
+}
+
+
+def install_hint(facts: HostFacts, *servers: str) -> str:
+    """The packages that give one of `servers`: this distribution's, or every family's when
+    it is none we know."""
+    known = [_FAMILIES[word] for word in facts.distribution if word in _FAMILIES][:1]
+    return "; ".join(
+        f"{command} " + ", or ".join(packages[server] for server in servers)
+        for command, packages in (_PACKAGES[family] for family in known or _PACKAGES)
+    )
 
 
 def choose_server(facts: HostFacts, wanted: str) -> tuple[str, str]:
+    """Which server (xvfb, weston, xpra), and why; SetupError, naming what to install, when
+    the one asked for, or every one, is missing."""
+    has_weston = bool(facts.weston and facts.xwayland)
     if wanted == "xvfb":
         if not facts.xvfb:
-            raise SetupError("--server xvfb: Xvfb not found (Debian package: xvfb)")
+            raise SetupError(f"--server xvfb: Xvfb not found ({install_hint(facts, 'xvfb')})")
         return "xvfb", "asked for with --server xvfb"
+    if wanted == "weston":
+        if not has_weston:
+            missing = " and ".join(
+                name
+                for name, path in (("weston", facts.weston), ("Xwayland", facts.xwayland))
+                if not path
+            )
+            raise SetupError(
+                f"--server weston: {missing} not found ({install_hint(facts, 'weston')})"
+            )
+        return "weston", "asked for with --server weston"
     if wanted == "xpra":
-        if not facts.xpra:
-            raise SetupError("--server xpra: xpra not found (Debian package: xpra)")
+        # xpra runs its own Xvfb: without one it is no server.
+        if not (facts.xpra and facts.xvfb):
+            missing = "xpra" if not facts.xpra else "xpra's own X server, Xvfb,"
+            raise SetupError(f"--server xpra: {missing} not found ({install_hint(facts, 'xpra')})")
         return "xpra", "asked for with --server xpra"
     if facts.xvfb:
         return "xvfb", f"Xvfb found at {facts.xvfb}"
-    if facts.xpra:
-        return "xpra", "Xvfb not found; xpra found"
+    if has_weston:
+        return "weston", "Xvfb not found; weston and Xwayland found (a rootful Xwayland on weston)"
     raise SetupError(
-        "no virtual X server: neither Xvfb nor xpra was found on PATH "
-        "(install the Debian package xvfb, or xpra)"
+        "no virtual X server: neither Xvfb nor weston and Xwayland were found on PATH "
+        f"({install_hint(facts, 'xvfb', 'weston')})"
     )
 
 

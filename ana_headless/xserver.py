@@ -23,12 +23,14 @@ from .claim import inode_of, lock_path, socket_path, unlink_if_inode, unlink_if_
 from .errors import SetupError
 from .messages import log_tail
 from .ownership import check_ownership
-from .plan import DISPLAY_NUMBER, PRIVATE_DIR, command_line
+from .plan import DISPLAY_NUMBER, PRIVATE_DIR, SOCKET_ACTIVATION, command_line
 from .process import exited, signals, spawn
 
 # Type-only imports: collections.abc and typing would cost the launcher's start-up path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
+
     from .claim import DisplayClaim
     from .lifetime import PrivateDirectory, Watcher
     from .plan import ServerSpec
@@ -69,8 +71,10 @@ class XServer:
         self._received = b""
         # The socket and lock files of a server that picked its number (see stop()).
         self._own_files: list[tuple[str, int]] = []
-        self.command = command_line(spec.arguments, claim, auth_file, directory.path)
+        self.command = command_line(spec, claim, auth_file, directory.path)
         self.pid: int | None = None
+        # The compositor the server needs, if it needs one (weston for Xwayland).
+        self.compositor_pid: int | None = None
         # Until then it may take to be ready; set at its start.
         self.deadline = 0.0
         # The server writes its display number there once it accepts connections.
@@ -78,42 +82,52 @@ class XServer:
         self._asked_to_stop = False
 
     def start(self) -> None:
-        """Spawn the server; its owner has registered `stop` before, so that whatever fails
-        from here on, the server is stopped."""
+        """Spawn the server (its compositor first, if it needs one); its owner has registered
+        `stop` before, so that whatever fails from here on, everything started is stopped."""
+        self.deadline = time.monotonic() + self._timeout
+        if self.spec.compositor:
+            self._start_compositor()
         read_end, write_end = os.pipe()
         self._ready_pipe = read_end
+        command, passed = self.command, [write_end]
+        if self._claim:
+            passed = [*(sock.fileno() for sock in self._claim.sockets), write_end]
+            if self.spec.sockets == SOCKET_ACTIVATION:
+                command = [
+                    "/bin/sh",
+                    "-c",
+                    _SOCKET_ACTIVATION,
+                    "ana-headless-server",
+                    str(len(self._claim.sockets)),
+                    *command,
+                ]
         try:
-            self.pid = self._spawn(write_end)
+            self.pid = self._spawn(command, self.spec.log_name, passed)
         except BaseException:
             self._close_ready_pipe()
             raise
         finally:
             os.close(write_end)
-        self.deadline = time.monotonic() + self._timeout
         self._watcher.kill_on_death(self.pid, "TERM")
         if self._claim:
             self._claim.close_sockets()
 
-    def _spawn(self, ready_end: int) -> int:
-        command, passed = self.command, [ready_end]
-        if self._claim:
-            passed = [*(sock.fileno() for sock in self._claim.sockets), ready_end]
-            command = [
-                "/bin/sh",
-                "-c",
-                _SOCKET_ACTIVATION,
-                "ana-headless-server",
-                str(len(self._claim.sockets)),
-                *command,
-            ]
-        log = self._directory.create(self.spec.log_name)
+    def _spawn(self, command: list[str], log_name: str, passed: list[int], **extra_env: str) -> int:
+        """Start one of the server's processes, its output in `log_name`, with `passed` fds."""
+        log = self._directory.create(log_name)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": self._directory.path,
+            **dict(self.spec.environment),
+            **extra_env,
+        }
         try:
             # Its own session: a ^C on the terminal is for the child; the server must stay
             # up until the child has ended.
             return spawn(
                 command,
-                env={**os.environ, "XDG_RUNTIME_DIR": self._directory.path},
+                env=env,
                 stdin=null,
                 stdout=log,
                 stderr=log,
@@ -121,10 +135,55 @@ class XServer:
                 new_session=True,
             )
         except OSError as error:
-            raise SetupError(f"cannot start {self.spec.name}: {error.strerror}") from error
+            name = os.path.basename(command[0])
+            raise SetupError(f"cannot start {name}: {error.strerror}") from error
         finally:
             os.close(log)
             os.close(null)
+
+    def _start_compositor(self) -> None:
+        """Spawn the compositor and wait until it says READY=1 on the NOTIFY_SOCKET we give
+        it (systemd's protocol): no polling for its socket. SetupError, with its output, when
+        it exits first or is not ready by the deadline."""
+        import _socket  # the C core of socket (claim.py says why)
+
+        name = os.path.basename(self.spec.compositor[0])
+        log_name = f"{name}.log"
+        notify = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        try:
+            address = self._directory.file_path("notify")
+            notify.bind(address)
+            self.compositor_pid = self._spawn(
+                list(self.spec.compositor), log_name, [], NOTIFY_SOCKET=address
+            )
+            self._watcher.kill_on_death(self.compositor_pid, "TERM")
+            try:
+                self._await_notification(notify, self.compositor_pid, name)
+            except SetupError as error:
+                error.details = log_tail(self._directory.file_path(log_name))
+                raise
+        finally:
+            notify.close()
+
+    def _await_notification(self, notify: _socket.socket, pid: int, name: str) -> None:
+        import select
+
+        handle = os.pidfd_open(pid)
+        try:
+            while True:
+                remaining = self.deadline - time.monotonic()
+                readable = select.select([notify.fileno(), handle], [], [], max(remaining, 0.0))[0]
+                if notify.fileno() in readable:
+                    if b"READY=1" in notify.recv(4096).split(b"\n"):
+                        return
+                elif handle in readable:
+                    status = self._watcher.reap(pid, None)
+                    self.compositor_pid = None
+                    raise SetupError(f"{name} exited with status {status} before it was ready")
+                elif remaining <= 0:
+                    raise SetupError(f"{name} was not ready within {self._timeout:g} s (--timeout)")
+        finally:
+            os.close(handle)
 
     @property
     def display(self) -> str:
@@ -253,6 +312,7 @@ class XServer:
         way, whatever the server and however far it got."""
         if self.pid is None:
             self._close_ready_pipe()
+            self._stop_compositor()
             return
         self.begin_stop()
         if self.returncode is None:
@@ -261,6 +321,17 @@ class XServer:
         if self.listener not in (None, self.pid):
             _wait_gone(self.listener)
         self._remove_leftovers()
+        self._stop_compositor()
+
+    def _stop_compositor(self) -> None:
+        """After the server, which needs it to the end: SIGTERM, then SIGKILL."""
+        pid, self.compositor_pid = self.compositor_pid, None
+        if pid is None:
+            return
+        os.kill(pid, signals.SIGTERM)
+        if self._watcher.reap(pid, STOP_DEADLINE) is None:
+            os.killpg(pid, signals.SIGKILL)
+            self._watcher.reap(pid, None)
 
     def _kill(self) -> None:
         """Kill it (and its helpers) if it still runs, and reap it."""
