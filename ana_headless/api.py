@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import facts as host_facts
 from .environment import (
+    GL_VERSION_VAR,
     MODE_VAR,
     ORIGINAL_DISPLAY_VAR,
     RENDERER_VAR,
@@ -57,11 +58,13 @@ class HeadlessInfo:
     headless: bool
     display: str | None
     original_display: str | None
-    # xvfb, xpra, or None when not headless.
+    # xvfb, weston, xpra, or None when not headless.
     server: str | None
     # virtualgl, server, mesa, or onscreen.
     mode: str
     renderer: str
+    # The OpenGL version and profile the probe saw ("4.5 compatibility"); empty on screen.
+    gl_version: str
     virtualgl: bool
     mesa: bool
     # Whether this process was re-executed under the launcher.
@@ -94,6 +97,7 @@ def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> Headles
         server=env.get(SERVER_KIND_VAR),
         mode=mode,
         renderer=env.get(RENDERER_VAR, ""),
+        gl_version=env.get(GL_VERSION_VAR, ""),
         virtualgl=mode == "virtualgl",
         mesa=mode == "mesa",
         reexec=bool(env.get(REEXEC_VAR)),
@@ -116,6 +120,7 @@ def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
         server=None,
         mode="onscreen",
         renderer="",
+        gl_version="",
         virtualgl=False,
         mesa=False,
         reexec=False,
@@ -210,6 +215,7 @@ def ensure_headless(
         server=server.kind,
         mode=chosen.mode,
         renderer=setup.chosen.renderer,
+        gl_version=setup.chosen.gl_version,
         virtualgl=False,
         mesa=False,
         reexec=False,

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 DISPLAY_VAR = "ANA_HEADLESS_DISPLAY"
 MODE_VAR = "ANA_HEADLESS_MODE"
 RENDERER_VAR = "ANA_HEADLESS_RENDERER"
+# The GL version and profile the probe saw ("4.5 compatibility").
+GL_VERSION_VAR = "ANA_HEADLESS_GL_VERSION"
 # The DISPLAY the user had, for VirtualGL's 3D server and for headless_info.
 ORIGINAL_DISPLAY_VAR = "ANA_HEADLESS_ORIGINAL_DISPLAY"
 # Which server serves the display (xvfb, xpra), and where its output goes: what the front ends
@@ -72,8 +74,8 @@ def display_patch(
     return patch
 
 
-def gl_patch(mode: str, renderer: str) -> dict[str, str | None]:
-    return {MODE_VAR: mode, RENDERER_VAR: renderer}
+def gl_patch(mode: str, renderer: str, gl_version: str) -> dict[str, str | None]:
+    return {MODE_VAR: mode, RENDERER_VAR: renderer, GL_VERSION_VAR: gl_version or None}
 
 
 def home_directory(env: Mapping[str, str]) -> str | None:

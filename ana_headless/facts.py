@@ -42,6 +42,7 @@ class HostFacts(Record):
         "given_mesa_dir",
         "loader",
         "mesa_dirs",
+        "nvidia_devices",
         "nvidia_egl",
         "original_display",
         "setpriv",
@@ -73,6 +74,7 @@ class HostFacts(Record):
         weston: str | None = None,
         xwayland: str | None = None,
         distribution: tuple[str, ...] = (),
+        nvidia_devices: tuple[str, ...] = (),
     ) -> None:
         self.xvfb = xvfb
         # Whether that Xvfb takes a claimed display's sockets by socket activation.
@@ -84,7 +86,10 @@ class HostFacts(Record):
         self.mesa_dirs = mesa_dirs
         # The directory that --mesa-dir names, resolved, when it holds a libGL.so.1.
         self.given_mesa_dir = given_mesa_dir
+        # The DRI render nodes, and the NVIDIA driver's device nodes (/dev/nvidia0...): a GPU
+        # is here, whether or not the renderer a probe reaches is one.
         self.egl_devices = egl_devices
+        self.nvidia_devices = nvidia_devices
         self.nvidia_egl = nvidia_egl
         self.original_display = original_display
         self.vgl_display = vgl_display
@@ -176,10 +181,29 @@ def _allocated_gpu(env: Mapping[str, str]) -> tuple[str, str] | None:
     return egl_device(env)
 
 
+def gpu_devices(dev: str = "/dev") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The DRI render nodes and the NVIDIA GPU nodes (not nvidiactl, nvidia-uvm...) under
+    `dev` (a parameter, so that tests can name a fake tree)."""
+    render = tuple(
+        path for path in _expand(f"{dev}/dri/*") if os.path.basename(path).startswith("renderD")
+    )
+    try:
+        names = sorted(os.listdir(dev))
+    except OSError:
+        names = []
+    nvidia = tuple(
+        os.path.join(dev, name)
+        for name in names
+        if name.startswith("nvidia") and name[len("nvidia") :].isdigit()
+    )
+    return render, nvidia
+
+
 def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
     """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into."""
     path = env.get("PATH", os.defpath)
     xvfb = which("Xvfb", path)
+    render_nodes, nvidia_devices = gpu_devices()
     return HostFacts(
         xvfb=xvfb,
         xvfb_takes_sockets=bool(xvfb) and supports_socket_activation(str(xvfb)),
@@ -191,10 +215,10 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
         vglrun=which("vglrun", path),
         mesa_dirs=_mesa_dirs(env),
         given_mesa_dir=os.path.realpath(mesa_dir) if mesa_dir and has_libgl(mesa_dir) else None,
-        egl_devices=tuple(
-            path for path in _expand("/dev/dri/*") if os.path.basename(path).startswith("renderD")
-        ),
-        nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES),
+        egl_devices=render_nodes,
+        nvidia_devices=nvidia_devices,
+        nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES)
+        or "nvidia" in env.get("__EGL_VENDOR_LIBRARY_FILENAMES", ""),
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,
         loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},

@@ -61,6 +61,24 @@ def cached_choice(plan: Plan, base_env: Mapping[str, str]) -> Candidate | None:
     return known[-1].candidate if known else None
 
 
+def _requirements_unmet(plan: Plan, attempts: list[ProbeResult]) -> str:
+    """One line: every mode works, but none as --require-gl / --require-gpu ask; what each
+    gave, and where a GPU is here, why it was not reached."""
+    first = plan.candidates[0]
+    asked = []
+    if first.min_gl_version:
+        asked.append(f"OpenGL {'.'.join(map(str, first.min_gl_version))} (--require-gl)")
+    if first.gpu_required:
+        asked.append("a hardware renderer (--require-gpu)")
+    gave = "; ".join(
+        f"{attempt.candidate.mode} gave OpenGL {attempt.gl_version or 'unknown'} on "
+        f"{attempt.renderer}"
+        for attempt in attempts
+    )
+    note = f"; {plan.gpu_note}" if first.gpu_required and plan.gpu_note else ""
+    return f"no GL mode gives {' and '.join(asked) or 'what was asked'}: {gave}{note}"
+
+
 def choose_gl(display: Session, plan: Plan, base_env: Mapping[str, str]) -> Setup:
     """The plan's first accepted GL candidate, from the probe cache alone when it can tell
     (the server may then still be starting), else from probes on the ready server. The probe
@@ -91,10 +109,17 @@ def choose_gl(display: Session, plan: Plan, base_env: Mapping[str, str]) -> Setu
             f"the {plan.server.name} server ended while OpenGL was being checked",
             details=log_tail(display.server.log_path),
         )
+    if chosen is None and attempts and all(attempt.ok for attempt in attempts):
+        raise SetupError(_requirements_unmet(plan, attempts))
     if chosen is None:
         raise SetupError(
             "no working OpenGL on the virtual display",
             details="\n".join(a.summary() for a in attempts),
         )
-    env = apply_patch(env_of(chosen.candidate), gl_patch(chosen.candidate.mode, chosen.renderer))
+    if chosen.report.get("software") and plan.gpu_note:
+        log.warning(f"running on the software renderer {chosen.renderer}: {plan.gpu_note}")
+    env = apply_patch(
+        env_of(chosen.candidate),
+        gl_patch(chosen.candidate.mode, chosen.renderer, chosen.gl_version),
+    )
     return Setup(env=env, prefix=chosen.candidate.prefix, chosen=chosen, attempts=tuple(attempts))

@@ -41,6 +41,14 @@ class LazyLogger:
     def info(self, message: str, *args: Any) -> None:
         self._emit(INFO, message, *args)
 
+    def warning(self, message: str) -> None:
+        """A warning for the user, on stderr, whoever configured logging: it says what to fix
+        (-q silences it)."""
+        if self.threshold is not None and self.threshold > WARNING:
+            return
+        sys.stderr.write(f"ana-headless: warning: {message}\n")
+        sys.stderr.flush()
+
     def exception(self, message: str) -> None:
         self._emit(ERROR, message, exc_info=True)
 

@@ -29,7 +29,16 @@ class Candidate(Record):
     before the probe runs: the session fills both in for the probe and the child alike.
     """
 
-    __slots__ = ("env_patch", "links", "mode", "prefix", "reason", "require_hardware")
+    __slots__ = (
+        "env_patch",
+        "gpu_required",
+        "links",
+        "min_gl_version",
+        "mode",
+        "prefix",
+        "reason",
+        "require_hardware",
+    )
 
     def __init__(
         self,
@@ -40,6 +49,8 @@ class Candidate(Record):
         *,
         require_hardware: bool = False,
         links: tuple[tuple[str, str], ...] = (),
+        min_gl_version: tuple[int, int] | tuple[()] = (),
+        gpu_required: bool = False,
     ) -> None:
         self.mode = mode
         self.reason = reason
@@ -47,8 +58,12 @@ class Candidate(Record):
         self.env_patch: Mapping[str, str | None] = env_patch or {}
         # auto uses VirtualGL only for a hardware renderer: on a software one it adds
         # read-back cost.
-        self.require_hardware = require_hardware
+        self.require_hardware = require_hardware or gpu_required
         self.links = links
+        # --require-gl: an older OpenGL is not accepted.
+        self.min_gl_version = min_gl_version
+        # --require-gpu: only a hardware renderer is accepted, whatever the mode.
+        self.gpu_required = gpu_required
 
     @property
     def needs_fresh_process(self) -> bool:
@@ -145,7 +160,15 @@ class Plan(Record):
     """Everything a run needs downstream of the decisions: the server, the GL candidates in
     order, the screen and the start-up deadline, and why."""
 
-    __slots__ = ("candidates", "screen", "server", "server_reason", "skipped", "timeout")
+    __slots__ = (
+        "candidates",
+        "gpu_note",
+        "screen",
+        "server",
+        "server_reason",
+        "skipped",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -156,6 +179,7 @@ class Plan(Record):
         screen: Screen,
         timeout: float,
         skipped: tuple[str, ...] = (),
+        gpu_note: str = "",
     ) -> None:
         self.server = server
         self.server_reason = server_reason
@@ -165,6 +189,8 @@ class Plan(Record):
         self.timeout = timeout
         # Modes left out before any probe, each with why.
         self.skipped = skipped
+        # Where a GPU is here: why the renderer may still be software, and the fix.
+        self.gpu_note = gpu_note
 
     @property
     def needs_fresh_process(self) -> bool:
@@ -453,6 +479,44 @@ def _server_glx(server: str) -> Candidate:
     return Candidate(mode="server", reason=f"the GLX of the virtual server ({server})")
 
 
+# Where NVIDIA's EGL vendor file is, for a container to bind.
+_NVIDIA_VENDOR_FILE = "/usr/share/glvnd/egl_vendor.d/10_nvidia.json"
+
+
+def gpu_note(facts: HostFacts) -> str:
+    """Where GPU devices are here, the likely reason a probe would still reach a software
+    renderer, and the fix; empty on a host without a GPU."""
+    if facts.nvidia_devices and not facts.nvidia_egl:
+        return (
+            f"NVIDIA GPU devices are here ({facts.nvidia_devices[0]}), but not NVIDIA's EGL "
+            f"vendor file {_NVIDIA_VENDOR_FILE}, so GLVND falls back to Mesa's software "
+            "renderer: bind it into the container (apptainer --nv, or "
+            f"-B {_NVIDIA_VENDOR_FILE}) or name it in __EGL_VENDOR_LIBRARY_FILENAMES"
+        )
+    if facts.nvidia_devices:
+        return (
+            f"NVIDIA GPU devices and EGL vendor file are here ({facts.nvidia_devices[0]}), but "
+            "the driver's libraries did not give a hardware renderer (injected only in part, "
+            "or built for a newer glibc than this image's?): `ana-headless doctor` loads each "
+            "vendor library and says what is missing"
+        )
+    if facts.egl_devices:
+        return (
+            f"a GPU render node is here ({facts.egl_devices[0]}), but the renderer is "
+            "software: is Mesa's DRI driver for it installed (Debian: libgl1-mesa-dri), and "
+            "may this user open it (group render)?"
+        )
+    return ""
+
+
+def _version(text: str | None) -> tuple[int, int] | tuple[()]:
+    """--require-gl's MAJOR.MINOR (options.py checked it), as numbers to compare."""
+    if not text:
+        return ()
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
+
+
 def make_plan(facts: HostFacts, options: Options) -> Plan:
     server, server_reason = choose_server(facts, options.server)
     explicit = options.gl != "auto"
@@ -475,7 +539,12 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
         if isinstance(built, str):
             skipped.append(built)
         else:
-            candidates.append(built)
+            candidates.append(
+                built.replace(
+                    min_gl_version=_version(options.require_gl),
+                    gpu_required=options.require_gpu,
+                )
+            )
     if not candidates:
         raise SetupError(f"--gl {options.gl} cannot work here: " + "; ".join(skipped))
     return Plan(
@@ -485,4 +554,5 @@ def make_plan(facts: HostFacts, options: Options) -> Plan:
         screen=options.screen,
         timeout=options.timeout,
         skipped=tuple(skipped),
+        gpu_note=gpu_note(facts),
     )
