@@ -52,6 +52,7 @@ class HostFacts(Record):
         "xpra",
         "xvfb",
         "xvfb_takes_sockets",
+        "xvfb_wrapper",
         "xwayland",
     )
 
@@ -75,10 +76,13 @@ class HostFacts(Record):
         xwayland: str | None = None,
         distribution: tuple[str, ...] = (),
         nvidia_devices: tuple[str, ...] = (),
+        xvfb_wrapper: ServerWrapper | None = None,
     ) -> None:
         self.xvfb = xvfb
-        # Whether that Xvfb takes a claimed display's sockets by socket activation.
+        # Whether that Xvfb takes a claimed display's sockets by socket activation (the
+        # server that a wrapper script execs, when it is one).
         self.xvfb_takes_sockets = xvfb_takes_sockets
+        self.xvfb_wrapper = xvfb_wrapper
         self.xpra = xpra
         # util-linux's setpriv, which gives xpra's own Xvfb a parent-death signal.
         self.setpriv = setpriv
@@ -117,6 +121,49 @@ def supports_socket_activation(server_binary: str) -> bool:
             return mapped.find(b"sd_listen_fds") >= 0
     except (OSError, ValueError):
         return False
+
+
+# A wrapper script is read this far (BrainVISA's Xvfb wrapper is one line of shell).
+_WRAPPER_BYTES = 4096
+
+
+class ServerWrapper(Record):
+    """A shell script that execs the real server (BrainVISA's `bin/Xvfb`:
+    `exec Xvfb.bin -xkbdir ${CONDA_PREFIX}/share/X11/xkb "$@"`): the binary it execs, and the
+    conda prefix it belongs to, whose CONDA_PREFIX it needs (unset when the environment is not
+    activated, it would pass -xkbdir /share/X11/xkb and the server would find no keymap)."""
+
+    __slots__ = ("binary", "prefix")
+
+    def __init__(self, binary: str, prefix: str) -> None:
+        self.binary = binary
+        self.prefix = prefix
+
+
+def server_wrapper(script: str, path: str) -> ServerWrapper | None:
+    """The wrapper `script` is, if it is a shell script that execs a server it names."""
+    try:
+        with open(script, "rb") as wrapper:
+            text = wrapper.read(_WRAPPER_BYTES)
+    except OSError:
+        return None
+    if not text.startswith(b"#!"):
+        return None
+    directory = os.path.dirname(os.path.abspath(script))
+    prefix = os.path.dirname(directory)
+    for line in text.decode(errors="replace").splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "exec":
+            continue
+        named = words[1].strip("\"'")
+        for variable in ("${CONDA_PREFIX}", "$CONDA_PREFIX"):
+            named = named.replace(variable, prefix)
+        for variable in ('$(dirname "$0")', "$(dirname $0)", "${0%/*}"):
+            named = named.replace(variable, directory)
+        binary = named if "/" in named else which(named, f"{directory}:{path}")
+        if binary and os.path.isfile(binary):
+            return ServerWrapper(binary, prefix)
+    return None
 
 
 def which(program: str, path: str | None = None) -> str | None:
@@ -203,10 +250,13 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
     """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into."""
     path = env.get("PATH", os.defpath)
     xvfb = which("Xvfb", path)
+    wrapper = server_wrapper(xvfb, path) if xvfb else None
     render_nodes, nvidia_devices = gpu_devices()
     return HostFacts(
         xvfb=xvfb,
-        xvfb_takes_sockets=bool(xvfb) and supports_socket_activation(str(xvfb)),
+        xvfb_takes_sockets=bool(xvfb)
+        and supports_socket_activation(wrapper.binary if wrapper else str(xvfb)),
+        xvfb_wrapper=wrapper,
         xpra=which("xpra", path),
         weston=which("weston", path),
         xwayland=which("Xwayland", path),

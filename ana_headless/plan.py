@@ -244,15 +244,25 @@ def _xvfb_arguments(screen: Screen) -> tuple[str, ...]:
 
 
 def _xvfb(facts: HostFacts, screen: Screen) -> ServerSpec:
+    environment: tuple[tuple[str, str], ...] = ()
+    leftovers: tuple[str, ...] = _KEYMAPS
+    wrapper = facts.xvfb_wrapper
+    if wrapper is not None:
+        # A conda environment's wrapper (BrainVISA's) runs its server with that environment's
+        # keymaps, activated or not; the server writes its compiled keymaps beside them.
+        environment = (("CONDA_PREFIX", wrapper.prefix),)
+        compiled = f"{wrapper.prefix}/share/X11/xkb/compiled/server-{DISPLAY_NUMBER}.xkm"
+        leftovers = (*_KEYMAPS, compiled)
     return ServerSpec(
         "xvfb",
         "Xvfb",
         (str(facts.xvfb), DISPLAY_OPTIONS, "-displayfd", READY_FD, *_xvfb_arguments(screen)),
         sockets=SOCKET_ACTIVATION if facts.xvfb_takes_sockets else PICKS_ITS_OWN,
         log_name="xvfb.log",
+        environment=environment,
         # A server that picked its number removes its own socket and lock on SIGTERM.
         stop_signal=None if facts.xvfb_takes_sockets else "TERM",
-        leftovers=_KEYMAPS,
+        leftovers=leftovers,
     )
 
 
