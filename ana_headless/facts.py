@@ -18,10 +18,8 @@ _MESA_SEARCH_PATTERNS = (
     "/usr/lib/*/mesa",
     "/opt/*/lib/mesa",
 )
-_NVIDIA_EGL_VENDOR_FILES = (
-    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-    "/etc/glvnd/egl_vendor.d/10_nvidia.json",
-)
+# Where GLVND finds the EGL vendor files that name the GL drivers.
+EGL_VENDOR_DIRS = ("/etc/glvnd/egl_vendor.d", "/usr/share/glvnd/egl_vendor.d")
 # Loader variables that already steer GL in the inherited environment: reported, since a
 # user's LD_PRELOAD or vendor override can explain a surprising renderer.
 LOADER_VARIABLES = (
@@ -246,12 +244,39 @@ def gpu_devices(dev: str = "/dev") -> tuple[tuple[str, ...], tuple[str, ...]]:
     return render, nvidia
 
 
-def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
-    """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into."""
+def egl_vendor_files(
+    env: Mapping[str, str], dirs: tuple[str, ...] = EGL_VENDOR_DIRS
+) -> tuple[str, ...]:
+    """The EGL vendor files GLVND reads, as it chooses them: __EGL_VENDOR_LIBRARY_FILENAMES,
+    else every .json in __EGL_VENDOR_LIBRARY_DIRS, else in its default directories."""
+    named = env.get("__EGL_VENDOR_LIBRARY_FILENAMES")
+    if named:
+        return tuple(path for path in named.split(":") if path)
+    listed = env.get("__EGL_VENDOR_LIBRARY_DIRS")
+    found: list[str] = []
+    for directory in listed.split(":") if listed else dirs:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        found += [os.path.join(directory, name) for name in names if name.endswith(".json")]
+    return tuple(found)
+
+
+def gather(
+    env: Mapping[str, str],
+    mesa_dir: str | None = None,
+    *,
+    dev: str = "/dev",
+    egl_vendor_dirs: tuple[str, ...] = EGL_VENDOR_DIRS,
+) -> HostFacts:
+    """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into. `dev`
+    and `egl_vendor_dirs` are where GPU devices and GLVND's vendor files are (tests name fake
+    trees)."""
     path = env.get("PATH", os.defpath)
     xvfb = which("Xvfb", path)
     wrapper = server_wrapper(xvfb, path) if xvfb else None
-    render_nodes, nvidia_devices = gpu_devices()
+    render_nodes, nvidia_devices = gpu_devices(dev)
     return HostFacts(
         xvfb=xvfb,
         xvfb_takes_sockets=bool(xvfb)
@@ -267,8 +292,10 @@ def gather(env: Mapping[str, str], mesa_dir: str | None = None) -> HostFacts:
         given_mesa_dir=os.path.realpath(mesa_dir) if mesa_dir and has_libgl(mesa_dir) else None,
         egl_devices=render_nodes,
         nvidia_devices=nvidia_devices,
-        nvidia_egl=any(os.path.exists(f) for f in _NVIDIA_EGL_VENDOR_FILES)
-        or "nvidia" in env.get("__EGL_VENDOR_LIBRARY_FILENAMES", ""),
+        nvidia_egl=any(
+            "nvidia" in os.path.basename(vendor_file)
+            for vendor_file in egl_vendor_files(env, egl_vendor_dirs)
+        ),
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,
         loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},
