@@ -66,9 +66,9 @@ def _requirements_unmet(plan: Plan, attempts: list[ProbeResult]) -> str:
     gave, and where a GPU is here, why it was not reached."""
     first = plan.candidates[0]
     asked = []
-    if first.min_gl_version:
+    if any(attempt.too_old for attempt in attempts):
         asked.append(f"OpenGL {'.'.join(map(str, first.min_gl_version))} (--require-gl)")
-    if first.gpu_required:
+    if first.gpu_required and any(attempt.report.get("software") for attempt in attempts):
         asked.append("a hardware renderer (--require-gpu)")
     gave = "; ".join(
         f"{attempt.candidate.mode} gave OpenGL {attempt.gl_version or 'unknown'} on "
