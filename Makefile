@@ -80,6 +80,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 man: install
 	$(VPY) -m ana_headless.manpage > man/ana-headless.1

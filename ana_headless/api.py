@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import facts as host_facts
-from .environment import MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR, patch_between
+from .environment import (
+    GL_VERSION_VAR,
+    MODE_VAR,
+    ORIGINAL_DISPLAY_VAR,
+    RENDERER_VAR,
+    SERVER_KIND_VAR,
+    patch_between,
+)
 from .errors import HeadlessError, UsageError
-from .glchoice import choose_gl
+from .glchoice import cached_choice, choose_gl
 from .inprocess import (
     REEXEC_VAR,
     already_headless,
@@ -29,12 +36,13 @@ from .inprocess import (
     why_reexec_cannot_work,
 )
 from .options import Options, launcher_arguments, options_from_environment
-from .ownership import server_kind
 from .plan import make_plan
-from .session import Display
+from .session import Session
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from .plan import Candidate
 
 log = logging.getLogger("ana_headless")
 
@@ -50,11 +58,13 @@ class HeadlessInfo:
     headless: bool
     display: str | None
     original_display: str | None
-    # xvfb, xpra, or None when not headless.
+    # xvfb, weston, xpra, or None when not headless.
     server: str | None
     # virtualgl, server, mesa, or onscreen.
     mode: str
     renderer: str
+    # The OpenGL version and profile the probe saw ("4.5 compatibility"); empty on screen.
+    gl_version: str
     virtualgl: bool
     mesa: bool
     # Whether this process was re-executed under the launcher.
@@ -84,9 +94,10 @@ def _info_from_environment(env: Mapping[str, str], qtapp: str | None) -> Headles
         headless=True,
         display=display,
         original_display=env.get(ORIGINAL_DISPLAY_VAR),
-        server=server_kind(display),
+        server=env.get(SERVER_KIND_VAR),
         mode=mode,
         renderer=env.get(RENDERER_VAR, ""),
+        gl_version=env.get(GL_VERSION_VAR, ""),
         virtualgl=mode == "virtualgl",
         mesa=mode == "mesa",
         reexec=bool(env.get(REEXEC_VAR)),
@@ -109,6 +120,7 @@ def _onscreen(reason: str, qtapp: str | None) -> HeadlessInfo:
         server=None,
         mode="onscreen",
         renderer="",
+        gl_version="",
         virtualgl=False,
         mesa=False,
         reexec=False,
@@ -131,6 +143,18 @@ def _restart_under_launcher(
         )
     log.info("restarting under ana-headless: %s", reason)
     reexec(reexec_command(sys.orig_argv, flags), os.environ)
+
+
+def _restart_for(candidate: Candidate, options: Options, fallback: str) -> HeadlessInfo:
+    """Restart under the launcher, for a GL mode that needs what the loader reads only at a
+    process's start (vglrun's LD_PRELOAD, Mesa's LD_LIBRARY_PATH)."""
+    needs = ", ".join(candidate.env_patch) or "LD_PRELOAD (vglrun)"
+    return _restart_under_launcher(
+        f"the {candidate.mode} mode needs {needs} set when the process starts",
+        launcher_arguments(options.replace(gl=candidate.mode)),
+        fallback,
+        None,
+    )
 
 
 def ensure_headless(
@@ -157,12 +181,18 @@ def ensure_headless(
     display = None
     try:
         plan = make_plan(host_facts.gather(base_env, options.mesa_dir), options)
-        display = Display(plan, options.screen)
+        # Decided before any server starts, when the plan or the probe cache can tell: a
+        # server started only to learn that the process must restart would be thrown away.
+        known = None if plan.needs_fresh_process else cached_choice(plan, base_env)
+        fresh = plan.candidates[0] if plan.needs_fresh_process else known
+        if fresh is not None and fresh.needs_fresh_process:
+            return _restart_for(fresh, options, fallback)
+        display = Session(plan)
         if display.directory.note:
             log.info("%s", display.directory.note)
-        setup = choose_gl(display, plan, options, base_env)
+        setup = choose_gl(display, plan, base_env)
         # No supervisor watches the server in place: it must be up before we say so.
-        display.server.wait_ready(options.timeout)
+        display.server.wait_ready()
     except HeadlessError as error:
         if display is not None:
             display.close()
@@ -170,16 +200,10 @@ def ensure_headless(
             return _onscreen(str(error), None)
         raise
     chosen = setup.chosen.candidate
-    if chosen.prefix or chosen.env_patch:
-        # vglrun's LD_PRELOAD or Mesa's LD_LIBRARY_PATH only work from a process's start.
+    if chosen.needs_fresh_process:
+        # Known only from the probes (nothing was cached for these facts).
         display.close()
-        needs = ", ".join(chosen.env_patch) or "LD_PRELOAD (vglrun)"
-        return _restart_under_launcher(
-            f"the {chosen.mode} mode needs {needs} set when the process starts",
-            launcher_arguments(options.replace(gl=chosen.mode)),
-            fallback,
-            None,
-        )
+        return _restart_for(chosen, options, fallback)
     apply_in_place(patch_between(base_env, setup.env))
     keep_until_exit(display.close)
     server = display.server
@@ -191,6 +215,7 @@ def ensure_headless(
         server=server.kind,
         mode=chosen.mode,
         renderer=setup.chosen.renderer,
+        gl_version=setup.chosen.gl_version,
         virtualgl=False,
         mesa=False,
         reexec=False,

@@ -19,6 +19,7 @@ from .options import (
     Request,
     build_request,
     parse_seconds,
+    parse_version,
 )
 from .screen import Screen
 
@@ -67,6 +68,16 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
         return seconds
 
 
+class VersionType(click.ParamType):  # type: ignore[type-arg]
+    name = "MAJOR.MINOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        version = parse_version(str(value))
+        if version is None:
+            self.fail(f"{value!r} is not an OpenGL version MAJOR.MINOR, such as 3.3.", param, ctx)
+        return version
+
+
 class ShebangGroup(click.Group):
     """`ana-headless SCRIPT ARGS...` (the shebang form) means `ana-headless run SCRIPT ARGS...`."""
 
@@ -107,6 +118,7 @@ _TYPES: dict[str, Callable[[OptionSpec], Any]] = {
     "dir": lambda spec: click.Path(exists=True, file_okay=False),
     "screen": lambda spec: ScreenType(),
     "seconds": lambda spec: SecondsType(),
+    "version": lambda spec: VersionType(),
 }
 
 
@@ -231,12 +243,12 @@ def kernel_() -> None:
 
 def _kernel_call(action: Callable[[], str]) -> None:
     """Run a kernel action; print what it says, or one line on stderr and its status."""
-    from .errors import HeadlessError
+    from .errors import HeadlessError, error_lines
 
     try:
         said = action()
     except HeadlessError as error:
-        click.echo(f"ana-headless: {error}", err=True)
+        click.echo(error_lines(error), err=True)
         sys.exit(error.exit_status)
     if said:
         click.echo(said)

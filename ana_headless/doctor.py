@@ -4,6 +4,7 @@ doctor-schema.json beside this file)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -11,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import HeadlessError, UsageError
-from .facts import HostFacts, gather
+from .facts import EGL_VENDOR_DIRS, HostFacts, gather
 from .glchoice import probe_key_for
+from .gpucheck import check
 from .options import Options, options_from_environment
-from .plan import make_plan
+from .plan import gpu_note, install_hint, make_plan
 from .probe import ProbeResult, remember, run_probe
 from .probecache import ProbeCache, cache_path
-from .session import Display
+from .session import Session
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,11 +27,11 @@ if TYPE_CHECKING:
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
 
-def _next_steps(facts: HostFacts, results: list[ProbeResult], problem: str) -> list[str]:
+def _next_steps(facts: HostFacts, results: list[ProbeResult]) -> list[str]:
     steps: list[str] = []
-    if not (facts.xvfb or facts.xpra):
-        steps.append("install a virtual X server: apt-get install xvfb (or xpra)")
-    if any(r.candidate.mode == "server" and not r.ok for r in results) or (problem and not results):
+    if not (facts.xvfb or (facts.weston and facts.xwayland)):
+        steps.append(f"install a virtual X server ({install_hint(facts, 'xvfb', 'weston')})")
+    if any(r.candidate.mode == "server" and not r.ok for r in results):
         steps.append(
             "for the server's own GLX (Mesa llvmpipe): apt-get install libgl1-mesa-dri libglx-mesa0"
         )
@@ -43,6 +45,19 @@ def _next_steps(facts: HostFacts, results: list[ProbeResult], problem: str) -> l
     return steps
 
 
+def _gpu_report(
+    facts: HostFacts, env: Mapping[str, str], egl_vendor_dirs: tuple[str, ...]
+) -> dict[str, Any]:
+    return {
+        "devices": [*facts.nvidia_devices, *facts.egl_devices],
+        "vendor_libraries": [
+            dataclasses.asdict(checked)
+            for checked in check(env, bool(facts.nvidia_devices), egl_vendor_dirs)
+        ],
+        "note": gpu_note(facts),
+    }
+
+
 def _result_json(result: ProbeResult) -> dict[str, Any]:
     return {
         "ok": result.ok,
@@ -53,18 +68,28 @@ def _result_json(result: ProbeResult) -> dict[str, Any]:
     }
 
 
-def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
+def diagnose(
+    env: Mapping[str, str],
+    *,
+    dev: str = "/dev",
+    egl_vendor_dirs: tuple[str, ...] = EGL_VENDOR_DIRS,
+) -> dict[str, Any]:
     """Probe every candidate of the plan that the environment's options give (the plan of
-    `run` without options) on one virtual display."""
+    `run` without options) on one virtual display, and load every GL driver library GLVND
+    would. `dev` and `egl_vendor_dirs`: where GPU devices and vendor files are."""
     problem = ""
     try:
         options = options_from_environment(env)
     except UsageError as error:
         options, problem = Options(), str(error)
-    facts = gather(env, options.mesa_dir)
+    facts = gather(env, options.mesa_dir, dev=dev, egl_vendor_dirs=egl_vendor_dirs)
     report: dict[str, Any] = {
         "version": __version__,
-        "facts": facts.as_dict(),
+        "facts": {
+            **facts.as_dict(),
+            "xvfb_wrapper": facts.xvfb_wrapper.as_dict() if facts.xvfb_wrapper else None,
+        },
+        "gpu": _gpu_report(facts, env, egl_vendor_dirs),
         "server": None,
         "candidates": [],
         "skipped": [],
@@ -76,23 +101,27 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
     try:
         plan = make_plan(facts, options)
         report["server"] = {
-            "kind": plan.server,
+            "kind": plan.server.kind,
             "reason": plan.server_reason,
-            "command": list(plan.server_command.arguments),
+            "command": list(plan.server.arguments),
+            "compositor": list(plan.server.compositor),
         }
         report["skipped"] = list(plan.skipped)
-        with Display(plan, options.screen) as display:
-            display_env = display.child_env(env, options.timeout)
-            display.server.wait_ready(options.timeout)
+        with Session(plan) as display:
+            display_env = display.child_env(env)
+            display.server.wait_ready()
             report["server"]["display"] = display.server.display
-            results = [run_probe(candidate, display_env) for candidate in plan.candidates]
+            results = [
+                run_probe(candidate, display.candidate_env(candidate, display_env))
+                for candidate in plan.candidates
+            ]
             # A server that ended meanwhile failed the probes, not the host.
             server_up = display.server.running
         # Fresh probes: doctor also refreshes what `run` will find in the probe cache.
         cache = ProbeCache(cache_path(env))
         for result in results:
             if server_up:
-                remember(cache, probe_key_for(plan, options, result.candidate, env), result)
+                remember(cache, probe_key_for(plan, result.candidate, env), result)
         cache.save()
     except HeadlessError as error:
         report["problem"] = str(error) + (f": {error.details}" if error.details else "")
@@ -117,14 +146,26 @@ def diagnose(env: Mapping[str, str]) -> dict[str, Any]:
         }
     elif not report["problem"]:
         report["problem"] = "no GL candidate works on the virtual display"
-    report["next_steps"] = _next_steps(facts, results, report["problem"])
+    report["next_steps"] = _next_steps(facts, results) + _gpu_steps(report["gpu"])
     return report
+
+
+def _gpu_steps(gpu: Mapping[str, Any]) -> list[str]:
+    steps = [gpu["note"]] if gpu["note"] else []
+    steps += [
+        f"{library['library']} (from {library['named_by']}) does not load: {library['problem']}"
+        for library in gpu["vendor_libraries"]
+        if library["problem"]
+    ]
+    return steps
 
 
 def render_text(report: Mapping[str, Any]) -> str:
     facts = report["facts"]
     rows = [
         ("Xvfb", facts["xvfb"] or "not found"),
+        ("weston", facts["weston"] or "not found"),
+        ("Xwayland", facts["xwayland"] or "not found"),
         ("xpra", facts["xpra"] or "not found"),
         ("vglrun", facts["vglrun"] or "not found"),
         ("software Mesa", ", ".join(facts["mesa_dirs"]) or "none found"),
@@ -165,6 +206,14 @@ def render_text(report: Mapping[str, Any]) -> str:
                 f"OpenGL {probe.get('version')}, direct {probe.get('direct')}"
             )
     lines += [f"  -- {why}" for why in report["skipped"]]
+    lines.append("")
+    gpu = report["gpu"]
+    lines += ["GPU:", f"  devices  {', '.join(gpu['devices']) or 'none'}"]
+    lines += [
+        f"  {library['named_by']}: {library['library'] or '?'}: "
+        + ("loads" if not library["problem"] else "does not load")
+        for library in gpu["vendor_libraries"]
+    ]
     lines.append("")
     if report["chosen"]:
         chosen = report["chosen"]

@@ -4,7 +4,7 @@ A plain `run` or `exec` command line is read here without click (options.quick_p
 and its X server started at once, before the rest of the launcher is imported: Xvfb needs some
 40 ms to get ready, in which the launcher chooses GL and starts the child, whose first
 connection then waits until the server is ready (see `make bench`). This is the launcher's own
-start path (session.Display), taken early. Every other command line goes to click. Light on
+start path (session.Session), taken early. Every other command line goes to click. Light on
 imports, on purpose.
 """
 
@@ -14,10 +14,10 @@ import os
 import sys
 
 from .facts import gather
-from .lifetime import FORWARDED_SIGNALS, signals
 from .plan import make_plan
+from .process import FORWARDED_SIGNALS, signals
 from .quickparse import quick_parse
-from .session import Display
+from .session import Session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,14 +25,14 @@ if TYPE_CHECKING:
     from .plan import Plan
 
 
-def _start_early(request: Request) -> tuple[Plan, Display] | None:
+def _start_early(request: Request) -> tuple[Plan, Session] | None:
     """The request's plan, and its display already starting; None for a dry run, or when
     the plan or the start fails (the launcher then tries again, and reports why)."""
     if request.dry_run:
         return None
     try:
         plan = make_plan(gather(os.environ, request.options.mesa_dir), request.options)
-        return plan, Display(plan, request.options.screen)
+        return plan, Session(plan)
     except Exception:
         # No Xvfb, no room in TMPDIR...: the launcher's own attempt says what went wrong.
         return None

@@ -15,8 +15,15 @@ if TYPE_CHECKING:
 DISPLAY_VAR = "ANA_HEADLESS_DISPLAY"
 MODE_VAR = "ANA_HEADLESS_MODE"
 RENDERER_VAR = "ANA_HEADLESS_RENDERER"
+# The GL version and profile the probe saw ("4.5 compatibility").
+GL_VERSION_VAR = "ANA_HEADLESS_GL_VERSION"
 # The DISPLAY the user had, for VirtualGL's 3D server and for headless_info.
 ORIGINAL_DISPLAY_VAR = "ANA_HEADLESS_ORIGINAL_DISPLAY"
+# Which server serves the display (xvfb, xpra), and where its output goes: what the front ends
+# (headless_info, the pytest plugin) would otherwise have to reconstruct. Not
+# ANA_HEADLESS_SERVER, which is --server's.
+SERVER_KIND_VAR = "ANA_HEADLESS_SERVER_KIND"
+SERVER_LOG_VAR = "ANA_HEADLESS_SERVER_LOG"
 
 
 def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:
@@ -40,7 +47,13 @@ def patch_between(base: Mapping[str, str], env: Mapping[str, str]) -> dict[str, 
 
 
 def display_patch(
-    display: str, xauthority: str, runtime_dir: str | None, base: Mapping[str, str]
+    display: str,
+    xauthority: str,
+    runtime_dir: str | None,
+    base: Mapping[str, str],
+    *,
+    server_kind: str,
+    server_log: str,
 ) -> dict[str, str | None]:
     """What every child of a virtual display gets (SPEC §3), before its GL mode's own patch."""
     patch: dict[str, str | None] = {
@@ -48,6 +61,8 @@ def display_patch(
         "XAUTHORITY": xauthority,
         DISPLAY_VAR: display,
         ORIGINAL_DISPLAY_VAR: base.get("DISPLAY"),
+        SERVER_KIND_VAR: server_kind,
+        SERVER_LOG_VAR: server_log,
         # Qt and GTK prefer Wayland when they see it: the child would open the user's session.
         "WAYLAND_DISPLAY": None,
     }
@@ -59,8 +74,8 @@ def display_patch(
     return patch
 
 
-def gl_patch(mode: str, renderer: str) -> dict[str, str | None]:
-    return {MODE_VAR: mode, RENDERER_VAR: renderer}
+def gl_patch(mode: str, renderer: str, gl_version: str) -> dict[str, str | None]:
+    return {MODE_VAR: mode, RENDERER_VAR: renderer, GL_VERSION_VAR: gl_version or None}
 
 
 def home_directory(env: Mapping[str, str]) -> str | None:

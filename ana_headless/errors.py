@@ -30,6 +30,24 @@ class ProgramNotRunnable(HeadlessError):
     exit_status = 126
 
 
+class Interrupted(HeadlessError):
+    """A signal arrived while the display was being set up, before there was a child."""
+
+    def __init__(self, signum: int) -> None:
+        import signal  # only once interrupted: it imports enum
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name} during set-up")
+        self.exit_status = 128 + signum
+
+
+def error_lines(error: HeadlessError) -> str:
+    """What a user reads: one line, then the details (a server's or a probe's output),
+    indented; each prefixed as everything of ours on stderr is."""
+    lines = [f"ana-headless: {error}"]
+    lines += [f"ana-headless:   {line}" for line in error.details.splitlines()]
+    return "\n".join(lines)
+
+
 # SPEC §4, for --help and the man page.
 EXIT_STATUSES = (
     ("the child's own", "the child exited normally"),

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .glchoice import Setup
     from .plan import Plan
     from .probe import ProbeResult
-    from .session import Display
+    from .session import Session
 
 _PREFIX = "ana-headless: "
 
@@ -24,14 +24,19 @@ def _lines(lines: Sequence[str]) -> str:
 
 def describe_plan(plan: Plan, argv: Sequence[str], known: Sequence[ProbeResult | None] = ()) -> str:
     """The plan; `known` holds, per candidate, its cached probe result if there is one."""
-    command = plan.server_command
+    server = plan.server
     lines = [
-        f"server: {plan.server} ({plan.server_reason})",
-        f"server command: {' '.join(command.arguments)}",
+        f"server: {server.kind} ({plan.server_reason})",
+        *(
+            [f"compositor, started first: {' '.join(server.compositor)}"]
+            if server.compositor
+            else []
+        ),
+        f"server command: {' '.join(server.arguments)}",
         "  "
         + (
             "on a display claimed for it, whose sockets it is given"
-            if command.takes_sockets
+            if server.takes_sockets
             else "it picks a free display itself"
         )
         + "; {braces}: filled in at its start",
@@ -68,7 +73,7 @@ def env_changes(base: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
 
 
 def describe_setup(
-    setup: Setup, display: Display, command: Sequence[str], base: Mapping[str, str]
+    setup: Setup, display: Session, command: Sequence[str], base: Mapping[str, str]
 ) -> str:
     server = display.server
     state = (

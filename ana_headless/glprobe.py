@@ -28,6 +28,8 @@ GLX_RED_SIZE, GLX_GREEN_SIZE, GLX_BLUE_SIZE = 8, 9, 10
 GLX_PBUFFER_WIDTH, GLX_PBUFFER_HEIGHT = 0x8041, 0x8040
 GLX_RGBA_TYPE = 0x8014
 GL_VENDOR, GL_RENDERER, GL_VERSION = 0x1F00, 0x1F01, 0x1F02
+GL_CONTEXT_PROFILE_MASK = 0x9126
+GL_CONTEXT_CORE_PROFILE_BIT = 0x1
 GL_COLOR_BUFFER_BIT = 0x4000
 GL_RGBA, GL_UNSIGNED_BYTE = 0x1908, 0x1401
 
@@ -36,6 +38,19 @@ EXPECTED = (51, 102, 153)
 # GL libraries, and VirtualGL's faker libraries, whose presence in the maps tells the path taken.
 _GL_LIBRARY_NAMES = ("libGL", "libEGL", "libvglfaker", "libdlfaker", "libgefaker")
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "lavapipe")
+
+
+def gl_version(version: str, profile_mask: int) -> tuple[str, str]:
+    """MAJOR.MINOR and the profile (core or compatibility) of a GL_VERSION string such as
+    "4.5 (Compatibility Profile) Mesa 22.3.6"; a context older than 3.2 has no profiles and
+    all of OpenGL: compatibility."""
+    number = version.split(" ", 1)[0]
+    major, _, rest = number.partition(".")
+    minor = rest.partition(".")[0]
+    if not (major.isdigit() and minor.isdigit()):
+        return "", ""
+    core = "Core Profile" in version or bool(profile_mask & GL_CONTEXT_CORE_PROFILE_BIT)
+    return f"{int(major)}.{int(minor)}", "core" if core else "compatibility"
 
 
 def is_software(renderer: str) -> bool:
@@ -159,6 +174,10 @@ def probe() -> None:
         _fail(result, "cannot make the GLX context current")
     for key, name in (("vendor", GL_VENDOR), ("renderer", GL_RENDERER), ("version", GL_VERSION)):
         result[key] = (gl.glGetString(name) or b"").decode(errors="replace")
+    mask = ctypes.c_int(0)
+    if not result["version"].startswith(("1.", "2.", "3.0", "3.1")):
+        gl.glGetIntegerv(GL_CONTEXT_PROFILE_MASK, ctypes.byref(mask))
+    result["gl_version"], result["profile"] = gl_version(result["version"], mask.value)
     result["direct"] = bool(gl.glXIsDirect(dpy, context))
     result["software"] = is_software(result["renderer"])
     gl.glClearColor(*(c / 255 for c in EXPECTED), 1.0)

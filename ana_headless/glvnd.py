@@ -14,12 +14,6 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from .lifetime import PrivateDirectory
-
 # Every name a loader may ask for: GLVND's front libraries, versioned and not (PyOpenGL opens
 # the unversioned libOpenGL.so and libGLX.so first, which Debian's libopengl-dev provides), and
 # the unversioned libGL.so, which a Mesa directory may lack.
@@ -30,17 +24,12 @@ GLVND_FRONT_LIBRARIES = (
     "libGLX.so",
     "libGL.so",
 )
+# The directory of the links, in the run's private directory.
+GLVND_LINKS = "glvnd"
 
 
-def with_glvnd_names(
-    env_patch: Mapping[str, str | None], directory: PrivateDirectory
-) -> dict[str, str | None]:
-    """The mesa mode's patch, with a directory of GLVND-named links to its libGL.so.1 (made
-    in our private directory, removed with it) right after the Mesa directory on the path.
-    SetupError when they cannot be made (a full TMPDIR)."""
-    library_path = env_patch.get("LD_LIBRARY_PATH") or ""
-    mesa_dir, _, rest = library_path.partition(os.pathsep)
-    links = directory.make_directory("glvnd")
-    for name in GLVND_FRONT_LIBRARIES:
-        directory.link(f"glvnd/{name}", os.path.join(mesa_dir, "libGL.so.1"))
-    return {**env_patch, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, (mesa_dir, links, rest)))}
+def glvnd_links(mesa_dir: str) -> tuple[tuple[str, str], ...]:
+    """The links (name in the private directory, target) that lead GLVND's names to the Mesa
+    libGL.so.1 in `mesa_dir`; their directory goes right after the Mesa's on the path."""
+    target = os.path.join(mesa_dir, "libGL.so.1")
+    return tuple((f"{GLVND_LINKS}/{name}", target) for name in GLVND_FRONT_LIBRARIES)

@@ -12,12 +12,12 @@ import sys
 import time
 
 from . import facts as host_facts
-from .errors import HeadlessError, ProgramNotFound, ProgramNotRunnable
+from .errors import HeadlessError, Interrupted, ProgramNotFound, ProgramNotRunnable, error_lines
 from .glchoice import choose_gl
-from .lifetime import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn
 from .messages import configure_logging, log
 from .plan import make_plan
-from .session import Display
+from .process import FORWARDED_SIGNALS, PYTHON_IGNORED, signals, spawn
+from .session import Session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,14 +38,6 @@ def _signal_name(signum: int) -> str:
     import signal
 
     return signal.Signals(signum).name
-
-
-class Interrupted(HeadlessError):
-    """A signal arrived while the display was being set up, before there was a child."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by {_signal_name(signum)} during set-up")
-        self.exit_status = 128 + signum
 
 
 def exit_status(returncode: int) -> int:
@@ -117,11 +109,11 @@ def _start_child(
     return child
 
 
-def supervise(argv: Sequence[str], setup: Setup, display: Display, timeout: float) -> int:
+def supervise(argv: Sequence[str], setup: Setup, display: Session) -> int:
     """Run the child with stdio untouched, forward signals to it, return its exit status.
 
-    A server that is still starting is watched meanwhile: if it exits, or is not ready
-    `timeout` s after its start, the child is killed and SetupError raised. A child that
+    A server that is still starting is watched meanwhile: if it exits, or is not ready by
+    its deadline, the child is killed and SetupError raised. A child that
     ends while the server is still starting never had an answer from it (a client waits in
     the socket's backlog until the server is ready): its status is its own, and the server
     is not waited for.
@@ -139,10 +131,10 @@ def supervise(argv: Sequence[str], setup: Setup, display: Display, timeout: floa
                     info = signals.sigwaitinfo(watched)
                 else:
                     # Only the server's end (SIGCHLD) or its deadline can end its start-up.
-                    left = server.started_at + timeout - time.monotonic()
+                    left = server.deadline - time.monotonic()
                     arrived = signals.sigtimedwait(watched, max(left, 0.0))
                     if arrived is None or arrived.si_signo == signals.SIGCHLD:
-                        server.check(timeout)
+                        server.check()
                         continue
                     info = arrived
                 if info.si_signo != signals.SIGCHLD and not _from_terminal(info, child):
@@ -155,7 +147,7 @@ def supervise(argv: Sequence[str], setup: Setup, display: Display, timeout: floa
             watcher.reap(child, None)
             raise
         # Unless the server failed meanwhile, which may be why the child ended.
-        server.check(timeout)
+        server.check()
         # The server's end is on the run's clock: begun at once, waited for by its display.
         server.begin_stop()
         return exit_status(returncode)
@@ -169,7 +161,7 @@ def launch(
     *,
     explain: bool = False,
     dry_run: bool = False,
-    early: tuple[Plan, Display] | None = None,
+    early: tuple[Plan, Session] | None = None,
 ) -> int:
     """The whole of `run` and `exec`: returns the exit status of SPEC §4. `early`: the plan,
     and its display already starting (see entry.py)."""
@@ -182,35 +174,35 @@ def launch(
         from .explain import describe_plan
         from .glchoice import cached_results
 
-        print(describe_plan(plan, argv, cached_results(plan, options, base_env)), file=sys.stderr)
+        print(describe_plan(plan, argv, cached_results(plan, base_env)), file=sys.stderr)
         if dry_run:
             return 0
     try:
         with AbortOnSignals():
             log.info(
                 "starting %s (screen %s)%s",
-                plan.server,
-                options.screen,
+                plan.server.kind,
+                plan.screen,
                 ", begun before the launcher was loaded" if display else "",
             )
             if display is None:
-                display = Display(plan, options.screen)
+                display = Session(plan)
             if display.directory.note:
                 log.info("%s", display.directory.note)
             # With a cached GL choice, the child starts while the server initialises.
-            setup = choose_gl(display, plan, options, base_env)
+            setup = choose_gl(display, plan, base_env)
         command = [*setup.prefix, *argv]
         if explain:
             from .explain import describe_setup
 
             print(describe_setup(setup, display, command, base_env), file=sys.stderr)
-        return supervise(command, setup, display, options.timeout)
+        return supervise(command, setup, display)
     finally:
         if display is not None:
             display.close()
 
 
-def execute(request: Request, early: tuple[Plan, Display] | None = None) -> int:
+def execute(request: Request, early: tuple[Plan, Session] | None = None) -> int:
     """Check the program (and script), run it headless; the exit status, errors reported."""
     configure_logging(request.verbose, request.quiet)
     try:
@@ -241,9 +233,7 @@ def execute(request: Request, early: tuple[Plan, Display] | None = None) -> int:
 
 def report(error: HeadlessError, verbose: int) -> None:
     """One line on stderr, then the details (a server's or a probe's output), indented."""
-    lines = [f"ana-headless: {error}"]
-    lines += [f"ana-headless:   {line}" for line in error.details.splitlines()]
-    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.write(error_lines(error) + "\n")
     sys.stderr.flush()
     if verbose >= 2:
         log.exception("traceback")

@@ -10,7 +10,15 @@ import click
 
 from ._version import __version__
 from .cli import EXAMPLES, main
-from .environment import DISPLAY_VAR, MODE_VAR, ORIGINAL_DISPLAY_VAR, RENDERER_VAR
+from .environment import (
+    DISPLAY_VAR,
+    GL_VERSION_VAR,
+    MODE_VAR,
+    ORIGINAL_DISPLAY_VAR,
+    RENDERER_VAR,
+    SERVER_KIND_VAR,
+    SERVER_LOG_VAR,
+)
 from .errors import EXIT_STATUSES
 from .probecache import CACHE_FILE, CACHE_VAR
 
@@ -32,6 +40,9 @@ CHILD_ENVIRONMENT = (
     (DISPLAY_VAR, "the same display, for nested calls such as HeadlessAnatomist()"),
     (MODE_VAR, "the GL mode chosen: virtualgl, server or mesa"),
     (RENDERER_VAR, "the renderer the GL probe saw"),
+    (GL_VERSION_VAR, 'its OpenGL version and profile, such as "4.5 compatibility"'),
+    (SERVER_KIND_VAR, "the virtual X server: xvfb, weston or xpra"),
+    (SERVER_LOG_VAR, "the file that holds the server's output"),
     (ORIGINAL_DISPLAY_VAR, "the DISPLAY ana-headless was started with, if any"),
     ("XDG_RUNTIME_DIR", "a private directory (mode 0700, removed afterwards) when it was unset"),
 )

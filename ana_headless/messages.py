@@ -9,6 +9,7 @@ dropped without importing anything.
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -40,6 +41,14 @@ class LazyLogger:
     def info(self, message: str, *args: Any) -> None:
         self._emit(INFO, message, *args)
 
+    def warning(self, message: str) -> None:
+        """A warning for the user, on stderr, whoever configured logging: it says what to fix
+        (-q silences it)."""
+        if self.threshold is not None and self.threshold > WARNING:
+            return
+        sys.stderr.write(f"ana-headless: warning: {message}\n")
+        sys.stderr.flush()
+
     def exception(self, message: str) -> None:
         self._emit(ERROR, message, exc_info=True)
 
@@ -61,3 +70,18 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     handler.setFormatter(logging.Formatter("ana-headless: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+# How much of a server's output a report quotes.
+_LOG_TAIL = 2000
+
+
+def log_tail(path: str) -> str:
+    """The end of a log file (a server's output), for a report; empty when there is none."""
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - _LOG_TAIL))
+            return log_file.read().decode(errors="replace").strip()
+    except OSError:
+        return ""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 GL_MODES = ("auto", "virtualgl", "mesa", "server")
-SERVERS = ("auto", "xvfb", "xpra")
+SERVERS = ("auto", "xvfb", "weston", "xpra")
 DEFAULT_SCREEN = "1280x1024x24"
 DEFAULT_TIMEOUT = 10.0
 # The longest --timeout: a server that needs longer than an hour to start is not starting.
@@ -31,8 +31,8 @@ FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
 class OptionSpec(Record):
     """One option. `kind` says how its value is read: choice, text, dir (an existing
-    directory), screen (WxHxD), seconds (a number in (0, MAX_TIMEOUT]), switch (--x/--no-x), flag,
-    count."""
+    directory), screen (WxHxD), seconds (a number in (0, MAX_TIMEOUT]), version (MAJOR.MINOR),
+    switch (--x/--no-x), flag, count."""
 
     __slots__ = (
         "choices",
@@ -108,7 +108,8 @@ SPECS = (
         envvar="ANA_HEADLESS_SERVER",
         choices=SERVERS,
         default="auto",
-        help="The virtual X server: auto means Xvfb, else xpra.",
+        help="The virtual X server: auto means Xvfb, else weston with a rootful Xwayland "
+        "(hosts without Xvfb, such as RHEL 10); xpra runs its own Xvfb.",
     ),
     OptionSpec(
         ("--virtualgl", "--no-virtualgl"),
@@ -125,6 +126,26 @@ SPECS = (
         default=False,
         help="Use VirtualGL whenever its probe works, even on a software renderer "
         "(Anatomist's force_virtualgl).",
+    ),
+    OptionSpec(
+        ("--require-gl",),
+        "require_gl",
+        "version",
+        envvar="ANA_HEADLESS_REQUIRE_GL",
+        metavar="MAJOR.MINOR",
+        help="Only an OpenGL of at least this version will do (Anatomist's shaders want "
+        "3.3): auto skips modes below it, and a mode asked for with --gl that is below it "
+        "ends the run with 125, naming the version it got.",
+    ),
+    OptionSpec(
+        ("--require-gpu",),
+        "require_gpu",
+        "flag",
+        envvar="ANA_HEADLESS_REQUIRE_GPU",
+        default=False,
+        help="Only a hardware renderer will do: rather than run on a software one (llvmpipe, "
+        "some 400 times slower), end with 125 at once, naming the likely cause when GPU "
+        "devices are there.",
     ),
     OptionSpec(
         ("--screen",),
@@ -187,6 +208,8 @@ class Options(Record):
         "force_virtualgl",
         "gl",
         "mesa_dir",
+        "require_gl",
+        "require_gpu",
         "screen",
         "server",
         "timeout",
@@ -204,6 +227,8 @@ class Options(Record):
         mesa_dir: str | None = None,
         screen: Screen | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        require_gl: str | None = None,
+        require_gpu: bool = False,
     ) -> None:
         self.gl = gl
         self.server = server
@@ -213,6 +238,9 @@ class Options(Record):
         self.mesa_dir = mesa_dir
         self.screen = screen or Screen.parse(DEFAULT_SCREEN)
         self.timeout = timeout
+        # MAJOR.MINOR, normalised ("3.3"), or None.
+        self.require_gl = require_gl
+        self.require_gpu = require_gpu
 
 
 class Request(Record):
@@ -252,6 +280,8 @@ def _options(values: Mapping[str, Any]) -> Options:
         mesa_dir=values["mesa_dir"] or None,
         screen=values["screen"],
         timeout=float(values["timeout"]),
+        require_gl=values["require_gl"] or None,
+        require_gpu=bool(values["require_gpu"]),
     )
 
 
@@ -295,7 +325,9 @@ def convert_value(spec: OptionSpec, text: str) -> Any:
             return None
     if spec.kind == "seconds":
         return parse_seconds(text)
-    if spec.kind == "switch":
+    if spec.kind == "version":
+        return parse_version(text)
+    if spec.kind in ("switch", "flag"):
         word = text.strip().lower()
         return True if word in TRUE_WORDS else (False if word in FALSE_WORDS else None)
     return text
@@ -309,6 +341,14 @@ def parse_seconds(text: str) -> float | None:
     except ValueError:
         return None
     return seconds if 0 < seconds <= MAX_TIMEOUT else None
+
+
+def parse_version(text: str) -> str | None:
+    """A --require-gl value, MAJOR.MINOR, normalised ("03.3" is "3.3"); None unless it is one."""
+    major, dot, minor = text.strip().partition(".")
+    if not (dot and major.isdigit() and minor.isdigit() and len(major) <= 2 and len(minor) <= 2):
+        return None
+    return f"{int(major)}.{int(minor)}"
 
 
 def value_from_environment(spec: OptionSpec, env: Mapping[str, str]) -> Any:

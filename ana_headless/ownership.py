@@ -45,26 +45,6 @@ def _parent_pid(pid: int) -> int | None:
         return None
 
 
-def _command_line(pid: int | None) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return cmdline.read()
-    except OSError:
-        return b""
-
-
-def server_kind(display: str) -> str | None:
-    """xvfb or xpra: which kind of our servers listens on `display` (None if none does)."""
-    listener = next(filter(None, map(listener_pid, display_addresses(display))), None)
-    if listener is None:
-        return None
-    # An X server listening itself is xpra's Xvfb when xpra is its parent; a display whose
-    # sockets were made to listen by our launcher (socket activation) is always an Xvfb.
-    if b"Xvfb" in _command_line(listener).split(b"\0")[0]:
-        return "xpra" if b"xpra" in _command_line(_parent_pid(listener)) else "xvfb"
-    return "xvfb"
-
-
 def check_ownership(display: str, server_pid: int) -> int:
     """Every socket a client could reach for `display`, which the server picked itself, must
     be our server's (or, for xpra, its Xvfb's); the listener's pid."""

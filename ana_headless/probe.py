@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .environment import apply_patch
 from .record import Record
 
 TYPE_CHECKING = False
@@ -51,8 +50,24 @@ class ProbeResult(Record):
         return str(self.report.get("renderer", ""))
 
     @property
+    def gl_version(self) -> str:
+        """MAJOR.MINOR and profile ("4.5 compatibility"), as the child is told it."""
+        version, profile = self.report.get("gl_version", ""), self.report.get("profile", "")
+        return f"{version} {profile}" if version else ""
+
+    @property
+    def too_old(self) -> bool:
+        """Its OpenGL is older than the candidate requires (--require-gl)."""
+        wanted = self.candidate.min_gl_version
+        if not wanted:
+            return False
+        major, _, minor = str(self.report.get("gl_version", "")).partition(".")
+        return not (major.isdigit() and minor.isdigit()) or (int(major), int(minor)) < wanted
+
+    @property
     def accepted(self) -> bool:
-        return self.ok and not (self.candidate.require_hardware and self.report.get("software"))
+        software = self.candidate.require_hardware and self.report.get("software")
+        return self.ok and not software and not self.too_old
 
     def summary(self) -> str:
         return self._summary() + (" [cached probe]" if self.cached else "")
@@ -60,14 +75,26 @@ class ProbeResult(Record):
     def _summary(self) -> str:
         if not self.ok:
             return f"{self.candidate.mode}: failed: {self.problem}"
-        if not self.accepted:
+        if self.too_old:
+            wanted = ".".join(map(str, self.candidate.min_gl_version))
             return (
-                f"{self.candidate.mode}: works, but on a software renderer "
-                f"({self.renderer}), where VirtualGL only adds cost; not used "
-                "(--force-virtualgl uses it anyway)"
+                f"{self.candidate.mode}: works, but with OpenGL {self.gl_version or 'unknown'} "
+                f"({self.renderer}), older than the {wanted} required (--require-gl); not used"
+            )
+        if not self.accepted:
+            why = (
+                "where VirtualGL only adds cost; not used (--force-virtualgl uses it anyway)"
+                if self.candidate.mode == "virtualgl" and not self.candidate.gpu_required
+                else "and a hardware one is required (--require-gpu); not used"
+            )
+            return (
+                f"{self.candidate.mode}: works, but on a software renderer ({self.renderer}), {why}"
             )
         vendor = self.report.get("glx_client_vendor", "")
-        return f"{self.candidate.mode}: works: {self.renderer} (GLX vendor {vendor!r})"
+        return (
+            f"{self.candidate.mode}: works: {self.renderer}, OpenGL {self.gl_version} "
+            f"(GLX vendor {vendor!r})"
+        )
 
 
 def probe_command(candidate: Candidate, python: str = sys.executable) -> list[str]:
@@ -77,14 +104,15 @@ def probe_command(candidate: Candidate, python: str = sys.executable) -> list[st
 def run_probe(
     candidate: Candidate, env: Mapping[str, str], deadline: float = PROBE_DEADLINE
 ) -> ProbeResult:
-    """Run the probe under the candidate's prefix and environment, with a deadline."""
+    """Run the probe under the candidate's prefix, with `env`: the environment the child
+    would get with this candidate (Session.candidate_env), and a deadline."""
     import json
     import subprocess
 
     try:
         completed = subprocess.run(
             probe_command(candidate),
-            env=apply_patch(env, candidate.env_patch),
+            env=dict(env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=deadline,
@@ -137,7 +165,7 @@ def remember(cache: ProbeCache, key: str, result: ProbeResult) -> None:
 
 def first_accepted(
     candidates: Sequence[Candidate],
-    env: Mapping[str, str],
+    env_of: Callable[[Candidate], Mapping[str, str]],
     cache: ProbeCache,
     key_of: Callable[[Candidate], str],
     server_up: Callable[[], bool],
@@ -148,7 +176,7 @@ def first_accepted(
     is still up (`server_up()`): one that died meanwhile failed it, not the host."""
 
     def live(candidate: Candidate) -> ProbeResult:
-        result = run_probe(candidate, env)
+        result = run_probe(candidate, env_of(candidate))
         if server_up():
             remember(cache, key_of(candidate), result)
         return result
@@ -158,7 +186,8 @@ def first_accepted(
 
     try:
         chosen, attempts = _first(candidates, cached_or_live)
-        if chosen is None and any(attempt.cached for attempt in attempts):
+        # A cached result that worked but was not accepted (software, too old) is a fact.
+        if chosen is None and any(attempt.cached and not attempt.ok for attempt in attempts):
             chosen, attempts = _first(candidates, live)
         return chosen, attempts
     finally:

@@ -97,6 +97,7 @@ def probe_key(
         ("mode", candidate.mode),
         ("prefix", tuple(candidate.prefix)),
         ("env_patch", tuple(sorted(candidate.env_patch.items()))),
+        ("links", candidate.links),
         ("depth", depth),
         (
             "loader",

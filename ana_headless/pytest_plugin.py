@@ -216,15 +216,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _server_log(info: HeadlessInfo) -> str:
-    """The tail of the virtual server's output. It is written in the private directory that
-    also holds the display's cookie (XAUTHORITY), whether the server was started here, by a
-    re-executing launcher or by a worker's launcher."""
-    from .display import log_tail
+    """The tail of the virtual server's output, where the launcher that started it said it
+    is (here, a re-executing launcher or a worker's)."""
+    from .environment import SERVER_LOG_VAR
+    from .messages import log_tail
 
-    directory = os.path.dirname(os.environ.get("XAUTHORITY", ""))
-    if info.server is None or not os.path.basename(directory).startswith("ana-headless-"):
+    path = os.environ.get(SERVER_LOG_VAR)
+    if info.server is None or not path:
         return "(not found)"
-    return log_tail(os.path.join(directory, f"{info.server}.log")) or "(empty)"
+    return log_tail(path) or "(empty)"
 
 
 @pytest.hookimpl(wrapper=True)

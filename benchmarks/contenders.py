@@ -4,6 +4,7 @@ as the command that comes before SCRIPT ARGS..."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,15 @@ from runs import HERE
 
 # The contender every ratio is taken to.
 BASELINE = "xvfb-run"
-# ana-headless's two ways in: the launcher, and the in-process API.
-ANA_KEYS = ("ana-headless-run", "ensure-headless")
+# ana-headless's ways in: the launcher (on Xvfb, and on weston + Xwayland), and the in-process
+# API (in place, and restarting under the launcher for a mode that needs loader variables).
+ANA_KEYS = ("ana-headless-run", "ana-headless-weston", "ensure-headless", "ensure-headless-mesa")
+# The software Mesa that `make vendor` builds, for the in-process API's restart.
+MESA_LIB = (
+    Path(os.environ.get("ANA_VENDOR_CACHE") or Path.home() / ".cache" / "ana-headless-vendor")
+    / "mesa"
+    / "lib"
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,9 @@ def _program_missing(name: str) -> str:
 def contenders() -> list[Contender]:
     python = sys.executable
     ana = _ana_headless_command()
+    in_process = (
+        "" if _importable("from ana_headless import ensure_headless") else "n/a (not available)"
+    )
     return [
         Contender("python", "python (no X, floor)", (python,), "python SCRIPT", x11=False),
         Contender(
@@ -90,11 +101,32 @@ def contenders() -> list[Contender]:
         ),
         Contender(
             ANA_KEYS[1],
+            "ana-headless run --server weston",
+            (ana or "ana-headless", "run", "--server", "weston"),
+            "ana-headless run --server weston SCRIPT",
+            missing=("" if ana else "n/a (not installed)")
+            or _program_missing("weston")
+            or _program_missing("Xwayland"),
+        ),
+        Contender(
+            ANA_KEYS[2],
             "ana_headless.ensure_headless()",
             (python, str(HERE / "with_ensure_headless.py")),
             "python benchmarks/with_ensure_headless.py SCRIPT",
-            missing=""
-            if _importable("from ana_headless import ensure_headless")
-            else "n/a (not available)",
+            missing=in_process,
+        ),
+        Contender(
+            ANA_KEYS[3],
+            "ensure_headless(), mesa mode (restarts)",
+            (
+                "env",
+                "ANA_HEADLESS_GL=mesa",
+                f"ANA_HEADLESS_MESA_DIR={MESA_LIB}",
+                python,
+                str(HERE / "with_ensure_headless.py"),
+            ),
+            "ANA_HEADLESS_GL=mesa python benchmarks/with_ensure_headless.py SCRIPT",
+            missing=in_process
+            or ("" if (MESA_LIB / "libGL.so.1").exists() else "n/a (make vendor builds the Mesa)"),
         ),
     ]

@@ -10,8 +10,9 @@ RUNTIME=(xvfb xauth x11-utils mesa-utils libgl1-mesa-dri libegl1 libgl1 util-lin
          libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
          libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-xkb1
          libxcb-cursor0 libx11-xcb1 libfontconfig1 libdbus-1-3 libglib2.0-0)
-# Tests also run xpra, git (the fresh-clone test) and the clients xvfb-run is compared with.
-TEST=(xpra git procps)
+# Tests also run weston + Xwayland (the server of hosts without Xvfb), xpra, git (the
+# fresh-clone test) and the clients xvfb-run is compared with.
+TEST=(weston xwayland xpra git procps)
 
 wanted=("${RUNTIME[@]}")
 [ "${1:-runtime}" = test ] && wanted+=("${TEST[@]}")

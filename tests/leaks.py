@@ -34,9 +34,10 @@ PRIVATE_DIRS = os.path.join(os.path.abspath(os.environ.get("TMPDIR") or "/tmp"),
 # What Debris counts, in the report's order.
 KINDS = ("Xvfb", "lock", "socket", "dir")
 # The process names of what a run may leave running: its X server (xpra starts an Xvfb of its
-# own) and the real Anatomist program (binary anatomist-bin, started as `anatomist`), which is
-# the grandchild of a run whose script uses pyanatomist's socket implementation.
-SERVERS = ("Xvfb", "xpra")
+# own; a rootful Xwayland runs on weston) and the real Anatomist program (binary anatomist-bin,
+# started as `anatomist`), which is the grandchild of a run whose script uses pyanatomist's
+# socket implementation.
+SERVERS = ("Xvfb", "xpra", "Xwayland", "weston")
 ANATOMIST = ("anatomist", "anatomist-bin")
 
 # A file's identity: its inode and change time. A file made again under an old name (a server

@@ -111,7 +111,7 @@ from ana_headless import lifetime
 from ana_headless.facts import gather
 from ana_headless.options import options_from_environment
 from ana_headless.plan import make_plan
-from ana_headless.session import Display
+from ana_headless.session import Session
 
 def fail(*_args):
     raise RuntimeError("a fault right after the spawn")
@@ -119,7 +119,7 @@ def fail(*_args):
 lifetime.Watcher.kill_on_death = fail
 options = options_from_environment(os.environ)
 try:
-    Display(make_plan(gather(os.environ, None), options), options.screen)
+    Session(make_plan(gather(os.environ, None), options))
 except RuntimeError:
     print("failed as planned")
 """
@@ -137,3 +137,41 @@ def test_a_fault_right_after_the_servers_spawn_leaves_no_server() -> None:
     )
     assert result.stdout.strip() == "failed as planned", result.stderr
     assert not ours_running() - before
+
+
+# BrainVISA 6's X server, as its conda package (neuro-forge `xvfb`) lays it out, emulated: its
+# bin/Xvfb is this shell wrapper around Xvfb.bin (here Debian's Xvfb), with the environment's
+# own keymaps in share/X11/xkb.
+PIXI_PREFIX = """
+prefix=/tmp/pixi-env/.pixi/envs/default
+mkdir -p "$prefix/bin" "$prefix/share/X11"
+cp /usr/bin/Xvfb "$prefix/bin/Xvfb.bin"
+cp -r /usr/share/X11/xkb "$prefix/share/X11/xkb"
+printf '#!/bin/sh\\nexec Xvfb.bin -xkbdir ${CONDA_PREFIX}/share/X11/xkb "$@"\\n' \\
+  > "$prefix/bin/Xvfb"
+chmod 755 "$prefix/bin/Xvfb"
+"""
+
+
+@pytest.mark.parametrize("conda_prefix", ["set", "unset"])
+def test_brainvisas_xvfb_wrapper_is_seen_through(conda_prefix: str) -> None:
+    """The wrapper execs a server that takes socket activation: the fast path is taken, from
+    the environment's bin/ with CONDA_PREFIX set (activated) or not (a path called directly),
+    and no keymap is left anywhere."""
+    activate = 'export CONDA_PREFIX="$prefix"' if conda_prefix == "set" else "unset CONDA_PREFIX"
+    result = in_private_tmp(
+        PIXI_PREFIX
+        + activate
+        + """
+export PATH="$prefix/bin:$PATH"
+"$ANA" exec --dry-run true
+"$ANA" exec sh -c 'xdpyinfo | grep -c "keycode range"'; echo "status $?"
+ls /var/lib/xkb /tmp "$prefix/share/X11/xkb/compiled" 2>/dev/null | grep '\\.xkm$' \\
+  | sed 's/^/keymap: /'
+"""
+    )
+    assert "status 0" in result.stdout, result.stderr
+    assert "server command: /tmp/pixi-env/.pixi/envs/default/bin/Xvfb" in result.stderr
+    assert "on a display claimed for it, whose sockets it is given" in result.stderr
+    assert "keymap:" not in result.stdout
+    assert not left_behind(result)

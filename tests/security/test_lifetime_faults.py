@@ -46,9 +46,10 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
 
     class FaultyServer:
         ready = False
-        started_at = time.monotonic()
+        # A deadline long past: the supervisor checks the server at once, and again.
+        deadline = time.monotonic()
 
-        def check(self, timeout: float) -> bool:
+        def check(self) -> bool:
             if pid_file.exists() and pid_file.read_text().strip():
                 raise RuntimeError("a fault of ours")
             return False
@@ -65,10 +66,7 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
     )
     try:
         with pytest.raises(RuntimeError, match="a fault of ours"):
-            # A deadline long past: the supervisor checks the server at once, and again.
-            supervise(
-                ["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup, Display(), 0.001
-            )  # type: ignore[arg-type]
+            supervise(["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 60'], setup, Display())  # type: ignore[arg-type]
     finally:
         Display.watcher.close()
     assert not os.path.exists(f"/proc/{pid_file.read_text().strip()}"), "killed and reaped"
@@ -80,11 +78,11 @@ def test_a_fault_while_the_child_runs_kills_and_reaps_the_child(tmp_path: Path) 
 # blocked first, as a parent may leave them (a signal mask survives exec).
 INTERRUPT_AT_SPAWN = """\
 import os, signal, sys
-from ana_headless import display, entry
+from ana_headless import entry, xserver
 
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.pthread_sigmask(signal.SIG_BLOCK, {blocked})
-real_spawn = display.spawn
+real_spawn = xserver.spawn
 
 def spawn_then_interrupt(argv, **options):
     pid = real_spawn(argv, **options)
@@ -92,7 +90,7 @@ def spawn_then_interrupt(argv, **options):
         os.kill(os.getpid(), signal.SIGINT)
     return pid
 
-display.spawn = spawn_then_interrupt
+xserver.spawn = spawn_then_interrupt
 sys.argv = ["ana-headless", "exec", "true"]
 entry.main()
 """

@@ -12,8 +12,20 @@ def test_apply_patch_copies_and_removes() -> None:
 
 
 def test_display_patch() -> None:
-    patch = display_patch(":5", "/x/auth", None, {"QT_QPA_PLATFORM": "offscreen"})
+    patch = display_patch(
+        ":5",
+        "/x/auth",
+        None,
+        {"QT_QPA_PLATFORM": "offscreen"},
+        server_kind="xvfb",
+        server_log="/x/xvfb.log",
+    )
     assert patch["DISPLAY"] == patch["ANA_HEADLESS_DISPLAY"] == ":5"
+    assert patch["ANA_HEADLESS_SERVER_KIND"] == "xvfb"
+    assert patch["ANA_HEADLESS_SERVER_LOG"] == "/x/xvfb.log"
     assert patch["WAYLAND_DISPLAY"] is None and patch["QT_QPA_PLATFORM"] is None
     assert "XDG_RUNTIME_DIR" not in patch
-    assert "QT_QPA_PLATFORM" not in display_patch(":5", "a", "/r", {"QT_QPA_PLATFORM": "xcb"})
+    xcb = display_patch(
+        ":5", "a", "/r", {"QT_QPA_PLATFORM": "xcb"}, server_kind="xvfb", server_log="l"
+    )
+    assert "QT_QPA_PLATFORM" not in xcb

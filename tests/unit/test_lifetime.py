@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ana_headless.lifetime import FORWARDED_SIGNALS, PrivateDirectory, Watcher, spawn, wait_pid
+from ana_headless.lifetime import PrivateDirectory, Watcher
+from ana_headless.process import FORWARDED_SIGNALS, spawn, wait_pid
 
 
 def test_spawn_places_the_passed_fds_at_3_and_up() -> None:
