@@ -61,8 +61,8 @@ The fixture headless_info gives what was set up; the marker requires_gl(*modes,
 hardware=False) skips a test, saying why, when the tests' GL mode is not one of modes or its
 renderer is a software one. A failing test's report shows the display, the GL renderer and the
 tail of the virtual server's log. A server that is not ready within the deadline ends the run
-with one error. The plugin refuses to run beside an active pytest-xvfb (-p no:xvfb turns that
-one off), and works with pytest-qt's qtbot.
+with one error. An installed pytest-xvfb stands aside (through its pytest_xvfb_disable hook),
+and pytest-qt's qtbot works on the display.
 """
 
 SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1), pytest(1), jupyter(1)"

@@ -91,15 +91,6 @@ def _distributes(config: pytest.Config) -> bool:
     )
 
 
-def _refuse_pytest_xvfb(config: pytest.Config, namespace: argparse.Namespace) -> None:
-    if config.pluginmanager.hasplugin("xvfb") and not getattr(namespace, "no_xvfb", False):
-        raise pytest.UsageError(
-            "ana-headless: pytest-xvfb is active as well, and would start a second display "
-            "for the same tests. Keep one: add -p no:xvfb to use ana-headless's display, or "
-            "leave out -p ana_headless / --ana-headless / ana_headless = true."
-        )
-
-
 def _usage_error(error: HeadlessError) -> pytest.UsageError:
     lines = [f"ana-headless: no virtual display for the tests: {error}"]
     lines += [f"  {line}" for line in error.details.splitlines()]
@@ -125,10 +116,16 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     namespace = early_config.known_args_namespace
     if _asked_for(early_config, namespace) and not (namespace.help or namespace.version):
         early_config.stash[_ACTIVE] = True
-        _refuse_pytest_xvfb(early_config, namespace)
         if not _may_distribute(namespace):
             _set_up(early_config)
     return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xvfb_disable(config: pytest.Config) -> bool:
+    """pytest-xvfb's own hook (it is optional: pytest-xvfb may not be installed): it stands
+    aside when the tests have ana-headless's display, rather than start a second one."""
+    return bool(config.stash.get(_ACTIVE, False))
 
 
 @pytest.hookimpl(tryfirst=True)

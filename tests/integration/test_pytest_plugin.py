@@ -155,14 +155,21 @@ def test_qt_loaded_before_the_plugin_restarts_pytest_under_the_launcher(tmp_path
     assert {entry["reexec"] for entry in records} == {"1"}
 
 
-def test_refuses_to_run_beside_pytest_xvfb(tmp_path: Path) -> None:
-    # The sample suite turns pytest-xvfb off in its addopts; without them it is active.
+def test_pytest_xvfb_stands_aside_through_its_own_hook(tmp_path: Path) -> None:
+    # The sample suite turns pytest-xvfb off in its addopts; without them it is active, and
+    # would give the tests a display of its own.
     result, records = run_suite(
-        tmp_path, "-o", "addopts=-p no:cacheprovider", "-p", "ana_headless", "sample_features.py"
+        tmp_path,
+        "-o",
+        "addopts=-p no:cacheprovider",
+        "-p",
+        "ana_headless",
+        "sample_features.py::test_headless_info",
     )
-    assert result.returncode == 4
-    assert "ERROR: ana-headless: pytest-xvfb is active as well" in result.stderr
-    assert "-p no:xvfb" in result.stderr and not records
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("ana-headless: display"))
+    assert {entry["display"] for entry in records} == {header.split()[2]}
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
