@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ._version import __version__
+from .kernel import DEFAULT_NAME
 from .options import (
     GL_MODES,
     MAX_TIMEOUT,
@@ -257,7 +258,7 @@ def _kernel_call(action: Callable[[], str]) -> None:
 @kernel_.command(name="install")
 @click.option(
     "--name",
-    default="ana-headless",
+    default=DEFAULT_NAME,
     show_default=True,
     help="The kernel's name: letters, digits, '.', '_' and '-', beginning with a letter or "
     "a digit.",
