@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import sh
 
 from .facts import EGL_VENDOR_DIRS, egl_vendor_files
 
@@ -58,18 +59,21 @@ def vendor_library(vendor_file: str) -> str | None:
 def load_problem(library: str, env: Mapping[str, str]) -> str:
     """Why `library` does not load here, in words that say what to do; empty when it loads."""
     try:
-        loaded = subprocess.run(
-            [sys.executable, "-c", _LOAD, library],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=_LOAD_DEADLINE,
+        loaded = sh.Command(sys.executable)(
+            "-c",
+            _LOAD,
+            library,
+            _env=dict(env),
+            _timeout=_LOAD_DEADLINE,
+            _ok_code=list(range(256)),
+            _return_cmd=True,
         )
-    except subprocess.TimeoutExpired:
+    except sh.TimeoutException:
         return f"loading {library} did not end within {_LOAD_DEADLINE:g} s"
-    if loaded.returncode == 0:
+    if loaded.exit_code == 0:
         return ""
-    said = (loaded.stderr.strip().splitlines() or [f"exit status {loaded.returncode}"])[-1]
+    stderr = loaded.stderr.decode(errors="replace").strip()
+    said = (stderr.splitlines() or [f"exit status {loaded.exit_code}"])[-1]
     return explain_load_error(said)
 
 
