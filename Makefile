@@ -7,7 +7,7 @@ VENDOR_DIR ?= ../shared/vendor
 export ANA_VENDOR_CACHE ?= $(HOME)/.cache/ana-headless-vendor
 DEMO_PNG ?= out/scene.png
 
-.PHONY: all install system-deps demo test unit lint man vendor anatomist bench clean
+.PHONY: all install system-deps demo test unit lint man vendor anatomist debian13 bench clean
 
 all: test
 
@@ -75,6 +75,11 @@ anatomist: install
 	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/site" 'click>=8.0'; \
 	[ -d "$(ANATOMIST_ROOT)/soma-base-pypi/soma" ] || \
 	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/soma-base-pypi" 'soma-base==$(SOMA_BASE_VERSION)'
+
+# The Debian 13 roots of the `distro` tests, built once (as root); `make test` never builds them.
+debian13:
+	@scripts/debian-root.sh xvfb "$(ANA_VENDOR_CACHE)/debian13-xvfb"
+	@scripts/debian-root.sh weston "$(ANA_VENDOR_CACHE)/debian13-weston"
 
 lint: install
 	$(VENV)/bin/ruff check .
