@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 # The tools a run needs besides an X server, for a PATH that has no Xvfb.
-TOOLS = ("weston", "Xwayland", "xdpyinfo", "sh", "cat", "sleep", "true", "env")
+TOOLS = ("weston", "Xwayland", "xdpyinfo", "sh", "cat", "sleep", "seq", "true", "env")
 
 
 def without_xvfb(tmp_path: Path, *extra: str) -> str:
@@ -142,10 +142,19 @@ def test_sigkill_of_the_launcher_leaves_neither_weston_nor_xwayland(tmp_path: Pa
 
 
 def test_twenty_parallel_runs_get_distinct_displays(tmp_path: Path) -> None:
-    env = ana_env(PATH=without_xvfb(tmp_path))
+    env = ana_env(PATH=without_xvfb(tmp_path, "touch", "ls", "wc"))
+    up = tmp_path / "up"
+    up.mkdir()
+    # Each run holds its display until all 20 are up: a run that ended may rightly have its
+    # number taken again by a later one.
+    hold = (
+        f'xdpyinfo > /dev/null && touch "{up}/$$" && '
+        f'for i in $(seq 600); do [ "$(ls "{up}" | wc -l)" -ge 20 ] && break; sleep 0.05; done; '
+        "echo $DISPLAY"
+    )
 
     def one(_index: int) -> str:
-        result = run_ana(["exec", "sh", "-c", "xdpyinfo > /dev/null && echo $DISPLAY"], env=env)
+        result = run_ana(["exec", "sh", "-c", hold], env=env)
         assert result.returncode == 0, result.stderr.decode()
         return result.stdout.decode().strip()
 
