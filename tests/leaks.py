@@ -9,8 +9,8 @@ Each run (a benchmark run, a test) gives the processes it starts a tag that they
 process they start, inherit in their environment (`tagged_env`). A run answers for the X
 servers and Anatomist programs that carry its tag, and for each display lock, display socket
 and private directory that one of its processes holds, or that nobody holds any more (left
-behind: by the run, or by somebody's crash); never for a file that somebody else's live
-process holds.
+behind: by the run, or by somebody's crash, if it is a file of this user's); never for a file
+that somebody else's live process holds.
 """
 
 from __future__ import annotations
@@ -211,10 +211,16 @@ def holder(path: str) -> int | None:
     return listener_pid(path) if kind == "socket" else _dir_user(path)
 
 
-def answers_for(owner: int | None, tag: str) -> bool:
+def answers_for(path: str, owner: int | None, tag: str) -> bool:
     """Whether the run tagged `tag` answers for a file that `owner` holds: one of its own
-    processes, or this process (which may claim a display itself), or nobody."""
-    return owner is None or owner == os.getpid() or tag_of(owner) == tag
+    processes, or this process (which may claim a display itself), or, for a file of this
+    user's, nobody (another user's stale file is never ours)."""
+    if owner is not None:
+        return owner == os.getpid() or tag_of(owner) == tag
+    try:
+        return os.lstat(path).st_uid == os.geteuid()
+    except FileNotFoundError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +234,7 @@ def leftovers(tag: str, since: Mapping[str, Identity]) -> set[str]:
     found = {f"process {pid}" for pid in tagged(SERVERS, tag)}
     found |= {f"anatomist process {pid}" for pid in tagged(ANATOMIST, tag)}
     for path, identity in file_identities().items():
-        if since.get(path) != identity and answers_for(holder(path), tag):
+        if since.get(path) != identity and answers_for(path, holder(path), tag):
             found.add(path)
     return found
 
@@ -271,7 +277,7 @@ class Debris:
             if kind == "dir" and not self.private_dirs:
                 continue
             owner = holder(path)
-            if answers_for(owner, self.tag):
+            if answers_for(path, owner, self.tag):
                 found[kind].append(path)
                 held = held or owner is not None
         return found, held
@@ -302,7 +308,7 @@ class Debris:
             for path in found[kind]:
                 if path not in claimed:
                     kept.append(path)
-                elif os.path.lexists(path) and answers_for(holder(path), self.tag):
+                elif os.path.lexists(path) and answers_for(path, holder(path), self.tag):
                     if kind == "dir":
                         shutil.rmtree(path, ignore_errors=True)
                     else:
