@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from ana_headless.claim import claim_display, lock_path, socket_path
 from ana_headless.ownership import listener_pid
 from tests.conftest import ANA_HEADLESS, ana_env, run_ana
+from tests.security.conftest import in_private_tmp, left_behind
 
 # What the launcher process may import on the way to a cached-choice run: our modules and a
 # few C extensions. Each of these would cost the child's start several milliseconds.
@@ -71,23 +73,29 @@ def test_claimed_display_is_ours_until_released() -> None:
     assert listener_pid(b"\0" + path.encode()) is None
 
 
+# In a private /tmp (planted in the real one, they would race with other runs): a stale lock of
+# a dead pid on :0, a stale socket file on :1. (Display numbers are machine-wide, through
+# abstract sockets: the claim is any number but those two.)
+STALE_FILES_OF_OTHERS = """
+from pathlib import Path
+from ana_headless.claim import claim_display, lock_path, socket_path
+
+stale_lock, stale_socket = Path(lock_path(0)), Path(socket_path(1))
+stale_lock.write_text(f"{2**22 + 7:>10}\\n")
+stale_socket.parent.mkdir(mode=0o1777, exist_ok=True)
+stale_socket.write_text("")
+claim = claim_display()
+claim.release()
+print("claimed", claim.number not in (0, 1), stale_lock.exists(), stale_socket.exists())
+stale_lock.unlink()
+stale_socket.unlink()
+"""
+
+
 def test_stale_files_of_others_are_skipped_and_left_alone() -> None:
-    first = claim_display()
-    assert first is not None
-    number = first.number
-    first.release()
-    stale_lock, stale_socket = Path(lock_path(number)), Path(socket_path(number + 1))
-    stale_lock.write_text(f"{2**22 + 7:>10}\n")
-    stale_socket.write_text("")
-    try:
-        claim = claim_display()
-        assert claim is not None
-        claim.release()
-        assert claim.number not in (number, number + 1)
-        assert stale_lock.exists() and stale_socket.exists()
-    finally:
-        stale_lock.unlink()
-        stale_socket.unlink()
+    result = in_private_tmp(f"{sys.executable} -c '{STALE_FILES_OF_OTHERS}'")
+    assert "claimed True True True" in result.stdout, result.stderr
+    assert not left_behind(result)
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed")
