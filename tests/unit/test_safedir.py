@@ -99,3 +99,29 @@ def test_remove_contents_removes_links_not_what_they_point_to(tmp_path: Path) ->
         os.close(fd)
     assert list(tree.iterdir()) == []
     assert (kept / "file").read_text() == "x"
+
+
+def test_a_display_file_is_removed_only_while_it_is_still_ours(tmp_path: Path) -> None:
+    """A killed server's socket and lock are removed after it (it cannot): only while each is
+    still the file it made, and never when another user's file has taken the name."""
+    from ana_headless.claim import inode_of, unlink_if_inode
+
+    ours = tmp_path / "X5"
+    ours.touch()
+    inode = inode_of(str(ours))
+    assert inode is not None
+    # Replaced meanwhile by another server's file of ours: the name is not ours any more.
+    ours.unlink()
+    ours.touch()
+    unlink_if_inode(str(ours), inode)
+    assert ours.exists()
+    # Another user's file under that name, with the very inode we noted: never removed.
+    theirs_inode = inode_of(str(ours))
+    assert theirs_inode is not None
+    os.chown(ours, NOBODY, NOBODY)
+    assert inode_of(str(ours)) is None
+    unlink_if_inode(str(ours), theirs_inode)
+    assert ours.exists()
+    os.chown(ours, 0, 0)
+    unlink_if_inode(str(ours), theirs_inode)
+    assert not ours.exists()
