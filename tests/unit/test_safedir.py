@@ -110,8 +110,9 @@ def test_a_display_file_is_removed_only_while_it_is_still_ours(tmp_path: Path) -
     ours.touch()
     inode = inode_of(str(ours))
     assert inode is not None
-    # Replaced meanwhile by another server's file of ours: the name is not ours any more.
-    ours.unlink()
+    # Replaced meanwhile by another server's file (ours moved away, so that its inode cannot
+    # be given to the new one): the name is not ours any more.
+    ours.rename(tmp_path / "X5.moved")
     ours.touch()
     unlink_if_inode(str(ours), inode)
     assert ours.exists()
