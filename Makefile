@@ -7,7 +7,7 @@ VENDOR_DIR ?= ../shared/vendor
 export ANA_VENDOR_CACHE ?= $(HOME)/.cache/ana-headless-vendor
 DEMO_PNG ?= out/scene.png
 
-.PHONY: all install system-deps demo test unit lint man vendor anatomist bench clean
+.PHONY: all install system-deps demo test unit lint man vendor anatomist anatomist-direct bench clean
 
 all: test
 
@@ -75,6 +75,31 @@ anatomist: install
 	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/site" 'click>=8.0'; \
 	[ -d "$(ANATOMIST_ROOT)/soma-base-pypi/soma" ] || \
 	  $(VPY) -m pip install --quiet --no-deps --target "$(ANATOMIST_ROOT)/soma-base-pypi" 'soma-base==$(SOMA_BASE_VERSION)'
+
+# The DIRECT Anatomist, BrainVISA's default implementation: pyaims' and pyanatomist's sip
+# bindings, which load libanatomist, Qt's OpenGL and the GL library into the Python process
+# itself, built on top of the socket build above (its C++ libraries are reused, only the
+# bindings are compiled) into $(ANATOMIST_ROOT)/build-direct, for the tests marked
+# `anatomist_direct`. It takes hours on 2 cores, so `make test` never starts it; run again after
+# an interruption or a failure, it resumes where it stopped (the log grows with each run).
+ANATOMIST_DIRECT := $(ANATOMIST_ROOT)/build-direct
+# What those tests need beside ANATOMIST_PYTHON: the bindings and the pure-Python packages
+# (soma, soma.aims, anatomist), the bindings' two helper libraries before the socket build's.
+ANATOMIST_DIRECT_ENV = PYTHONPATH="$(ANATOMIST_DIRECT)/python" \
+  LD_LIBRARY_PATH="$(ANATOMIST_DIRECT)/lib:$(ANATOMIST_ROOT)/build/lib" \
+  BRAINVISA_SHARE="$(ANATOMIST_ROOT)/build/share"
+
+anatomist-direct: anatomist
+	@if [ ! -x "$(ANATOMIST_ROOT)/build/bin/anatomist" ]; then \
+	  echo "no socket build in $(ANATOMIST_ROOT): the DIRECT Anatomist is not built, its tests will skip"; \
+	else \
+	  started=$$(date +%s); log="$(ANA_VENDOR_CACHE)/anatomist-direct.log"; \
+	  echo "building the DIRECT Anatomist into $(ANATOMIST_DIRECT) (hours on 2 cores the first time; log: $$log)..."; \
+	  echo "--- $$(date -u '+%F %T') run" >> "$$log"; \
+	  ANA_ROOT="$(ANATOMIST_ROOT)" VENDOR_DIR="$(abspath $(VENDOR_DIR))" \
+	    bash scripts/build-anatomist-direct.sh >> "$$log" 2>&1 || { tail -30 "$$log"; exit 1; }; \
+	  echo "the DIRECT Anatomist is built in $(ANATOMIST_DIRECT) ($$(( ($$(date +%s) - started) / 60 )) min this run)"; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -169,3 +169,38 @@ for m in aimssip:build_files/aims-free/pyaims/src/sip \
   fi
 done
 stop_after codegen
+
+# ---------------------------------------------------------------- compile and link
+# The C++ libraries are the socket build's: links to them stand where this tree would build its
+# own, so that the bindings link against (and, through their RUNPATH, load) the same files.
+link_socket_libs() {
+  mkdir -p "$BD/lib"
+  for f in "$B"/lib/lib*.so*; do
+    [ -e "$BD/lib/${f##*/}" ] || ln -s "$f" "$BD/lib/${f##*/}"
+  done
+}
+# build <target> <socket build marker>: compile and link <target> alone (`/fast`: none of the
+# targets it depends on), once the socket build has made the libraries it links against. make
+# keeps the objects it has finished, so an interrupted step resumes with the next one.
+build() {
+  if step "$1"; then
+    [ -f "$B/.built-$2" ] \
+      || { echo "the socket build has not made $2 yet ($B/.built-$2): run \`make anatomist\` first" >&2; exit 1; }
+    link_socket_libs
+    (cd "$BD" && run "$1" "${NICE[@]}" make -j"$JOBS" "$1/fast")
+    done_step
+  fi
+}
+build pyaims aimsdata
+build aimssip aimsdata
+build pyanatomistexports anatomist
+build anatomistsip anatomist
+
+# ---------------------------------------------------------------- check
+# Not a marked step: it says, each time, whether the bindings load in the client Python.
+current=check
+echo "=== $(date -u +%H:%M:%S) check: import anatomist.direct.api in a virtual display"
+run check env PYTHONPATH="$BD/python" LD_LIBRARY_PATH="$BD/lib:$B/lib" BRAINVISA_SHARE="$B/share" \
+  xvfb-run -a "$PYTHON" -c 'import anatomist.direct.api as a; print(a)'
+cat "$BD/check.log"
+current=""
