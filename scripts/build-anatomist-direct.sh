@@ -65,7 +65,9 @@ socket_build_done() { [ -x "$B/bin/anatomist-bin" ] && [ -f "$B/.built-anatomist
 # sip module of apt's python3-pyqt5).
 if step apt; then
   missing=()
-  for p in sip-dev python3-sip-dev pyqt5-dev python3-dev python3-numpy python3-pyqt5; do
+  # python3-pyqt5.qtopengl: the anatomist sip module imports PyQt5.QtOpenGL when it loads.
+  for p in sip-dev python3-sip-dev pyqt5-dev python3-dev python3-numpy python3-pyqt5 \
+           python3-pyqt5.qtopengl xvfb xauth; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
