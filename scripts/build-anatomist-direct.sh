@@ -12,6 +12,11 @@
 # or an interruption and it goes on where it stopped. Each step's output is in
 # $ANA_ROOT/build-direct/<step>.log; this script's own output names each step with its time.
 #
+# Using the bindings (Debian's /usr/bin/python3, a display):
+#   PYTHONPATH=$ANA_ROOT/build-direct/python (soma, soma.aims, anatomist, the sip modules)
+#   LD_LIBRARY_PATH=$ANA_ROOT/build-direct/lib:$ANA_ROOT/build/lib
+#   BRAINVISA_SHARE=$ANA_ROOT/build/share
+#
 # Env: ANA_ROOT (the socket build's root; default $HOME/.cache/ana-headless-vendor/anatomist),
 #      VENDOR_DIR (the vendored sources; default ../shared/vendor beside this checkout),
 #      JOBS (default 2), OPT (default -O0: the sip-generated code is large and only needs to run
@@ -29,7 +34,8 @@ BVC="$ANA_ROOT/bvcmake/share/brainvisa-cmake-6.0/cmake"
 B="$ANA_ROOT/build"                  # the socket build (read only here)
 BD="$ANA_ROOT/build-direct"
 PYTHON=/usr/bin/python3              # the client Python: Debian's, with apt's PyQt5
-NICE=(nice -n 19)
+# Everything this script starts inherits the lowest priority: the machines it runs on are shared.
+renice -n 19 -p $$ > /dev/null
 mkdir -p "$BD"
 
 current=""
@@ -50,6 +56,7 @@ step() {
 done_step() {
   echo "    $current: $(( $(date +%s) - started ))s"
   touch "$BD/.done-$current"
+  current=""
 }
 # run LOGNAME COMMAND...: the command's output goes to $BD/LOGNAME.log, its tail to stderr on failure.
 run() {
@@ -57,7 +64,6 @@ run() {
   "$@" > "$log" 2>&1 || { local rc=$?; tail -40 "$log" >&2; return $rc; }
 }
 stop_after() { [ "${STOP_AFTER:-}" != "$1" ] || { echo "stopped after $1"; current=""; exit 0; }; }
-socket_build_done() { [ -x "$B/bin/anatomist-bin" ] && [ -f "$B/.built-anatomist-bin" ]; }
 
 # ---------------------------------------------------------------- apt packages
 # sip 4.19 is what brainvisa-cmake drives with no change on Debian/Ubuntu (it reads PyQt5's .sip
@@ -78,6 +84,7 @@ if step apt; then
 fi
 
 # ---------------------------------------------------------------- sources
+current="the socket build's sources"
 [ -f "$BVC/brainvisa-compilation.cmake" ] && [ -f "$SRC/COMMITS" ] \
   || { echo "no socket build's sources in $ANA_ROOT: run \`make anatomist\` first" >&2; exit 1; }
 if step sources; then
@@ -88,7 +95,8 @@ if step sources; then
   # The tarball holds anatomist-gpl's C++ side; its Python package is the socket build's copy.
   cp -r "$SRC/anatomist-gpl/pyanatomist/python" "$SRCD/anatomist-gpl/pyanatomist/"
   # anatomist-gpl asks for aims-gpl (not among the sources), yet nothing of pyanatomist uses
-  # it: aims-free gives everything its sip files and libpyanatomist include and link.
+  # it: all that its sip files and libpyanatomist include or link is in aims-free and
+  # anatomist-free.
   sed -i -e 's/BRAINVISA_FIND_PACKAGE( aims-gpl REQUIRED )/BRAINVISA_FIND_PACKAGE( aims-free REQUIRED )/' \
          -e 's/AIMS-GPL_USE_FILE/AIMS-FREE_USE_FILE/' -e 's/aims-gpl_FOUND/aims-free_FOUND/' \
          "$SRCD/anatomist-gpl/CMakeLists.txt"
@@ -150,7 +158,7 @@ stop_after configure
 if step copy; then
   targets=$(cd "$BD" && make help | sed -n 's/^\.\.\. \(.*_target_[0-9]*\)$/\1/p' | tr '\n' ' ')
   # shellcheck disable=SC2086  # one word per target
-  (cd "$BD" && run copy "${NICE[@]}" make -j"$JOBS" $targets run_uic)
+  (cd "$BD" && run copy make -j"$JOBS" $targets run_uic)
   done_step
 fi
 stop_after copy
@@ -165,7 +173,7 @@ for m in aimssip:build_files/aims-free/pyaims/src/sip \
   module=${m%%:*} dir=${m#*:}
   if step "codegen-$module"; then
     # shellcheck disable=SC2046  # one word per file
-    (cd "$BD" && run "codegen-$module" "${NICE[@]}" make -f "$dir/CMakeFiles/$module.dir/build.make" \
+    (cd "$BD" && run "codegen-$module" make -f "$dir/CMakeFiles/$module.dir/build.make" \
       $(sip_parts "$module" "$dir"))
     done_step
   fi
@@ -189,7 +197,7 @@ build() {
     [ -f "$B/.built-$2" ] \
       || { echo "the socket build has not made $2 yet ($B/.built-$2): run \`make anatomist\` first" >&2; exit 1; }
     link_socket_libs
-    (cd "$BD" && run "$1" "${NICE[@]}" make -j"$JOBS" "$1/fast")
+    (cd "$BD" && run "$1" make -j"$JOBS" "$1/fast")
     done_step
   fi
 }
