@@ -7,7 +7,8 @@ VENDOR_DIR ?= ../shared/vendor
 export ANA_VENDOR_CACHE ?= $(HOME)/.cache/ana-headless-vendor
 DEMO_PNG ?= out/scene.png
 
-.PHONY: all install system-deps demo test unit lint man vendor anatomist debian13 bench clean
+.PHONY: all install system-deps demo test unit lint man vendor anatomist anatomist-direct debian13 \
+  bench clean
 
 all: test
 
@@ -80,6 +81,33 @@ anatomist: install
 debian13:
 	@scripts/debian-root.sh xvfb "$(ANA_VENDOR_CACHE)/debian13-xvfb"
 	@scripts/debian-root.sh weston "$(ANA_VENDOR_CACHE)/debian13-weston"
+
+# The DIRECT Anatomist, BrainVISA's default implementation: pyaims' and pyanatomist's sip
+# bindings, which load libanatomist, Qt's OpenGL and the GL library into the Python process
+# itself, built on top of the socket build above (its C++ libraries are reused, only the
+# bindings are compiled, at -O0) into $(ANATOMIST_ROOT)/build-direct, for the tests marked
+# `anatomist_direct`. After the socket build's 1.5 hours it takes about 6 min on 2 cores (most
+# of it copying headers and compiling the sip modules); `make test` never starts it, as it
+# needs the socket build. Run again after an interruption or a failure, it resumes where it
+# stopped, step by step (the log grows with each run).
+ANATOMIST_DIRECT := $(ANATOMIST_ROOT)/build-direct
+# What those tests need beside ANATOMIST_PYTHON: the bindings and the pure-Python packages
+# (soma, soma.aims, anatomist), the bindings' two helper libraries before the socket build's.
+ANATOMIST_DIRECT_ENV = PYTHONPATH="$(ANATOMIST_DIRECT)/python" \
+  LD_LIBRARY_PATH="$(ANATOMIST_DIRECT)/lib:$(ANATOMIST_ROOT)/build/lib" \
+  BRAINVISA_SHARE="$(ANATOMIST_ROOT)/build/share"
+
+anatomist-direct: anatomist
+	@if [ ! -x "$(ANATOMIST_ROOT)/build/bin/anatomist" ]; then \
+	  echo "no socket build in $(ANATOMIST_ROOT): the DIRECT Anatomist is not built, its tests will skip"; \
+	else \
+	  started=$$(date +%s); log="$(ANA_VENDOR_CACHE)/anatomist-direct.log"; \
+	  echo "building the DIRECT Anatomist into $(ANATOMIST_DIRECT) (about 6 min on 2 cores the first time; log: $$log)..."; \
+	  echo "--- $$(date -u '+%F %T') run" >> "$$log"; \
+	  ANA_ROOT="$(ANATOMIST_ROOT)" VENDOR_DIR="$(abspath $(VENDOR_DIR))" \
+	    bash scripts/build-anatomist-direct.sh >> "$$log" 2>&1 || { tail -30 "$$log"; exit 1; }; \
+	  echo "the DIRECT Anatomist is built in $(ANATOMIST_DIRECT) ($$(( ($$(date +%s) - started) / 60 )) min this run)"; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .
