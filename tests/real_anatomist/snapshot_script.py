@@ -80,15 +80,6 @@ def display_of(pid: int) -> str | None:
     return value.decode() if value is not None else None
 
 
-def start_api() -> Any:
-    """Anatomist through pyanatomist's API of the implementation asked for."""
-    if direct:
-        import anatomist.direct.api as ana
-
-        return ana.Anatomist("-b")
-    return example.start_anatomist("-b")
-
-
 # The direct implementation is the default of both HeadlessAnatomist()s: it is left implicit.
 implementation = {} if direct else {"implementation": "socket"}
 info: dict[str, Any] = {}
@@ -106,9 +97,8 @@ elif arguments.how == "soma":
     from soma.qt_gui.headless import setup_headless
 
     info = plain(setup_headless())
-    a = start_api()
-else:
-    a = start_api()
+if arguments.how in ("soma", "api"):
+    a = example.start_anatomist("-b", implementation=arguments.implementation)
 if arguments.how in ("upstream", "soma"):
     from soma.qt_gui import headless
 
