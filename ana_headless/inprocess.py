@@ -136,7 +136,8 @@ def share_gl_library() -> None:
     it). A Python extension module loads its libraries in a scope of their own: code that looks
     GL functions up with dlsym(dlopen(NULL)), as BrainVISA's Anatomist does for its frame
     buffers, found nothing there in the mesa mode, and snapshotted the wrong part of the view
-    at the wrong size. Elsewhere GLVND makes its vendor library global itself."""
+    at the wrong size. In the server mode GLVND makes its vendor library global itself; in
+    the virtualgl mode the preloaded faker brings libGL there."""
     import ctypes
 
     ctypes.CDLL("libGL.so.1", mode=ctypes.RTLD_GLOBAL)

@@ -254,8 +254,9 @@ def test_mesa_mode_gl_functions_are_found_in_the_global_scope(
     tmp_path: Path, mesa_dir: str
 ) -> None:
     """BrainVISA's direct Anatomist, an extension module, looks its GL functions up with
-    dlsym(dlopen(NULL)): in the mesa mode it found none (GLVND, in the other modes, makes its
-    vendor library global), and snapshotted the wrong part of its view. ensure_headless() (and
+    dlsym(dlopen(NULL)): in the mesa mode it found none (in the server mode GLVND makes its
+    vendor library global, in the virtualgl mode the preloaded faker brings libGL), and
+    snapshotted the wrong part of its view. ensure_headless() (and
     so HeadlessAnatomist()) makes the Mesa global, even once loaded."""
     script = tmp_path / "lookup.py"
     script.write_text(GLOBAL_LOOKUP)
