@@ -32,6 +32,7 @@ from .inprocess import (
     loop_guard,
     reexec,
     reexec_command,
+    share_gl_library,
     what_is_loaded,
     why_reexec_cannot_work,
 )
@@ -170,6 +171,8 @@ def ensure_headless(
     loaded = what_is_loaded()
     if already_headless(os.environ):
         _current = _info_from_environment(os.environ, loaded.qt_application)
+        if _current.mesa:
+            share_gl_library()
         return _current
     loop_guard(os.environ)
     options = _options(os.environ, allow_virtualgl, force_virtualgl)

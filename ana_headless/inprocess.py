@@ -130,6 +130,19 @@ def keep_until_exit(stop: Callable[[], None]) -> None:
     atexit.register(stop_if_ours)
 
 
+def share_gl_library() -> None:
+    """Put the mode's libGL.so.1 (the software Mesa that LD_LIBRARY_PATH puts first) in the
+    process's global scope, once loaded or even if already loaded locally (the loader promotes
+    it). A Python extension module loads its libraries in a scope of their own: code that looks
+    GL functions up with dlsym(dlopen(NULL)), as BrainVISA's Anatomist does for its frame
+    buffers, found nothing there in the mesa mode, and snapshotted the wrong part of the view
+    at the wrong size. In the server mode GLVND makes its vendor library global itself; in
+    the virtualgl mode the preloaded faker brings libGL there."""
+    import ctypes
+
+    ctypes.CDLL("libGL.so.1", mode=ctypes.RTLD_GLOBAL)
+
+
 def loop_guard(env: Mapping[str, str]) -> None:
     if env.get(REEXEC_VAR):
         raise HeadlessError(

@@ -2,17 +2,19 @@
 """Snapshot a mesh with BrainVISA's Anatomist, without a screen.
 
 Anatomist and its Python API (pyanatomist) come with BrainVISA. This script drives
-the `anatomist` program through pyanatomist's socket implementation, as a batch
-QC job would: it loads a mesh, shows it in a 3D view, saves a snapshot as PNG and
-checks the snapshot's pixels. Run it under ana-headless, with the Python that has
-BrainVISA's packages::
+Anatomist as a batch QC job would: it loads a mesh, shows it in a 3D view, saves a
+snapshot as PNG and checks the snapshot's pixels. By default it drives the
+`anatomist` program through pyanatomist's socket implementation; with
+`--implementation direct` (BrainVISA's default) Anatomist runs in this very process,
+through pyanatomist's C++ bindings. Run it under ana-headless, with the Python that
+has BrainVISA's packages::
 
     ana-headless run --python /usr/bin/python3 examples/anatomist_snapshot.py out.png
     ana-headless run examples/anatomist_snapshot.py out.png --mesh lh.white.gii
 
 Usage::
 
-    anatomist_snapshot.py OUTPUT.png [--mesh FILE] [--size WxH]
+    anatomist_snapshot.py OUTPUT.png [--mesh FILE] [--size WxH] [--implementation IMPL]
 
 Without --mesh it writes a bumpy sphere in AIMS's ASCII .mesh format (read by
 Anatomist without any other library) into a temporary directory and loads that.
@@ -98,12 +100,17 @@ def write_sphere_mesh(path: Path, rings: int = 24) -> None:
         mesh.write(" ".join(f"({a}, {b}, {c})" for a, b, c in triangles) + "\n")
 
 
-def start_anatomist(*args: str) -> Any:
-    """Anatomist through pyanatomist's socket implementation: the `anatomist` program (found
-    on PATH) runs as a child of this process, with `args` on its command line, and listens on
-    a port of the loopback that the kernel has just found free. (Left to itself, pyanatomist
-    takes the first port from 50007 on which nothing listens yet: jobs started at the same
-    time would all take 50007, and drive one another's Anatomist.)"""
+def start_anatomist(*args: str, implementation: str = "socket") -> Any:
+    """Anatomist through pyanatomist. The direct implementation runs libanatomist in this
+    process, with `args` given to it. The socket one runs the `anatomist` program (found on
+    PATH) as a child of this process, with `args` on its command line, listening on a port of
+    the loopback that the kernel has just found free. (Left to itself, pyanatomist takes the
+    first port from 50007 on which nothing listens yet: jobs started at the same time would
+    all take 50007, and drive one another's Anatomist.)"""
+    if implementation == "direct":
+        import anatomist.direct.api as direct
+
+        return direct.Anatomist(*args)
     import anatomist
 
     anatomist.setDefaultImplementation(anatomist.SOCKET)
@@ -199,6 +206,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="WxH",
         help="snapshot size (default: 512x512)",
     )
+    parser.add_argument(
+        "--implementation",
+        choices=["socket", "direct"],
+        default="socket",
+        help="pyanatomist's: the `anatomist` program over a socket (default), or direct: in "
+        "this process",
+    )
     return parser.parse_args(argv)
 
 
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             mesh = Path(scratch) / "sphere.mesh"
             write_sphere_mesh(mesh)
         try:
-            a = start_anatomist("-b")
+            a = start_anatomist("-b", implementation=args.implementation)
             log(f"Anatomist started (DISPLAY={os.environ.get('DISPLAY')})", started)
             snapshot(a, mesh.resolve(), output, args.size)
             log(f"snapshot of {mesh.name} saved", started)

@@ -233,3 +233,33 @@ def test_mesa_mode_reaches_pyopengl_imported_after_a_qt_context(mesa_dir: str) -
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert "llvmpipe" in result.stdout.decode()
+
+
+GLOBAL_LOOKUP = """\
+import ctypes
+import json
+
+import ana_headless
+
+# libGL as an extension module gets it: loaded in a scope of its own (ctypes' default mode).
+ctypes.CDLL("libGL.so.1")
+main = ctypes.CDLL(None)
+before = hasattr(main, "glActiveTexture")
+ana_headless.ensure_headless()
+print(json.dumps({"before": before, "after": hasattr(main, "glActiveTexture")}))
+"""
+
+
+def test_mesa_mode_gl_functions_are_found_in_the_global_scope(
+    tmp_path: Path, mesa_dir: str
+) -> None:
+    """BrainVISA's direct Anatomist, an extension module, looks its GL functions up with
+    dlsym(dlopen(NULL)): in the mesa mode it found none (in the server mode GLVND makes its
+    vendor library global, in the virtualgl mode the preloaded faker brings libGL), and
+    snapshotted the wrong part of its view. ensure_headless() (and
+    so HeadlessAnatomist()) makes the Mesa global, even once loaded."""
+    script = tmp_path / "lookup.py"
+    script.write_text(GLOBAL_LOOKUP)
+    result = run_ana(["run", "--gl", "mesa", "--mesa-dir", mesa_dir, str(script)])
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == {"before": False, "after": True}

@@ -8,13 +8,14 @@ import importlib.util
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, VENDOR_CACHE, VGL_BIN, ana_env, run_ana
+from tests.conftest import ANA_HEADLESS, ROOT, VENDOR_CACHE, VGL_BIN, ana_env, leftovers, run_ana
 
 ANATOMIST_ROOT = VENDOR_CACHE / "anatomist"
 # The build tree is the runtime prefix: bin/anatomist, lib/, share/.
@@ -30,13 +31,14 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 NEEDED = (PREFIX / "bin" / "anatomist", PYANATOMIST / "anatomist" / "info.py", SITE / "click")
 
 
-def skip_unless_built(*paths: Path) -> None:
+def skip_unless_built(
+    *paths: Path,
+    what: str = "the real Anatomist is not built",
+    how: str = "`make anatomist` builds it from ../shared/vendor (about 1.5 hours, once)",
+) -> None:
     missing = [path for path in paths if not path.exists()]
     if missing:
-        pytest.skip(
-            f"the real Anatomist is not built ({missing[0]} is missing): `make "
-            "anatomist` builds it from ../shared/vendor (about 1.5 hours, once)"
-        )
+        pytest.skip(f"{what} ({missing[0]} is missing): {how}")
 
 
 @pytest.fixture
@@ -158,9 +160,10 @@ def gl_mode_options(
 
 
 def assert_program_used(mode: str, launcher: tuple[str, ...], libraries: list[str]) -> None:
-    """The GL libraries the `anatomist` program mapped are the mode's: VirtualGL's faker, the
-    Mesa directory's libGL (also under GLVND's names: the program draws through
-    libOpenGL.so.0), or the system's."""
+    """The GL libraries that Anatomist (the `anatomist` program, or the script's own process
+    with the direct implementation) mapped are the mode's: VirtualGL's faker, the Mesa
+    directory's libGL (also under GLVND's names: libanatomist draws through libOpenGL.so.0),
+    or the system's."""
     fakers = [lib for lib in libraries if os.path.basename(lib) == "libvglfaker.so"]
     gl = [
         lib
@@ -170,3 +173,75 @@ def assert_program_used(mode: str, launcher: tuple[str, ...], libraries: list[st
     assert bool(fakers) is (mode == "virtualgl"), libraries
     expected = launcher[-1] + "/" if mode == "mesa" else "/usr/lib/"
     assert gl and all(lib.startswith(expected) for lib in gl), libraries
+
+
+def assert_brainvisa_kept_the_runs_display(
+    report: dict[str, Any], mode: str, launcher: tuple[str, ...]
+) -> None:
+    """soma's set-up, under the run: it kept the run's display (no X server of its own) and
+    chose Qt's offscreen platform; Anatomist used the run's GL mode, which ana-headless tells."""
+    soma = report["info"]
+    assert soma["headless"] and soma["qt_offscreen"], "soma chose Qt's offscreen platform"
+    assert not soma["started_xvfb"] and soma["display"] is None, "and started no X server"
+    assert report["qt_platform"] == "offscreen"
+    ours = soma["ana_headless"]
+    assert ours["display"] == report["display"]
+    assert ours["mode"] == mode and ours["renderer"] == report["renderer"]
+    assert_program_used(mode, launcher, report["anatomist"]["gl"])
+
+
+def run_concurrently(
+    env: dict[str, str], tmp_path: Path, runs: int, *options: str
+) -> list[dict[str, Any]]:
+    """`runs` snapshot runs started at once, each in a folder of its own: their reports, once
+    each has exited 0 with a correct PNG, on displays all distinct."""
+    env = {**env, "LP_NUM_THREADS": "1"}
+    folders = [tmp_path / str(index) for index in range(runs)]
+    started = []
+    for folder in folders:
+        folder.mkdir()
+        started.append(
+            subprocess.Popen(
+                [ANA_HEADLESS, "run", "--timeout", "120", *script(folder, *options)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    reports = []
+    for folder, run in zip(folders, started, strict=True):
+        out, err = run.communicate(timeout=TIMEOUT * 2)
+        result = subprocess.CompletedProcess(run.args, run.returncode, out, err)
+        reports.append(finished(result, folder)[1])
+    assert len({report["display"] for report in reports}) == runs
+    return reports
+
+
+def start_waiting(
+    argv: list[str], env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A run whose script has snapshotted and now waits; its report."""
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(b"{"):
+            return process, json.loads(line)
+    process.wait()
+    pytest.fail(f"the script ended with {process.returncode} before its report")
+
+
+def alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie (whose command line is empty)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return bool(cmdline.read())
+    except OSError:
+        return False
+
+
+def assert_all_gone_within_3_seconds(pids: list[int], before: set[str]) -> None:
+    deadline = time.monotonic() + 3
+    while (any(map(alive, pids)) or leftovers() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if alive(pid)], "a process outlived the run"
+    assert not leftovers() - before

@@ -1,22 +1,31 @@
-"""A QC-snapshot script against the REAL Anatomist, for the tests marked `anatomist`.
+"""A QC-snapshot script against the REAL Anatomist, for the tests marked `anatomist` and
+`anatomist_direct`.
 
-    python snapshot_script.py OUT.png [--size WxH] [--how HOW] [--qt-first] [--end END]
+    python snapshot_script.py OUT.png [--size WxH] [--implementation IMPL] [--how HOW]
+                              [--import-first MODULE] [--end END]
 
+IMPL is pyanatomist's implementation: `socket` (the `anatomist` program, a child of this
+process, driven over a socket) or `direct` (BrainVISA's default: libanatomist and its OpenGL
+drawn in this very process, through the C++ bindings that `make anatomist-direct` builds).
 HOW is how the script gets its Anatomist, each the way its users write it:
-  api            `anatomist.api` (socket implementation), as under `ana-headless run`;
-  ana_headless   `ana_headless.HeadlessAnatomist('-b', implementation='socket')`;
-  upstream       BrainVISA's `anatomist.headless.HeadlessAnatomist(implementation='socket')`;
-  soma           BrainVISA's `soma.qt_gui.headless.setup_headless()`, then `anatomist.api`.
-It prints a START line each time it starts (to count re-executions), snapshots a mesh into
-OUT.png through examples/anatomist_snapshot.py's functions (the tests check its pixels), and
-prints one JSON line: what the script and its child, the `anatomist` program, got. END is what
-happens next: `close` (a.close(), exit 0), `os_exit` (os._exit(3): no close, no atexit) or
-`wait` (sleep until a signal comes).
+  api            pyanatomist's API of IMPL, as under `ana-headless run`;
+  ana_headless   `ana_headless.HeadlessAnatomist('-b')`, with `implementation='socket'` for
+                 the socket one (the direct one is its default);
+  upstream       BrainVISA's `anatomist.headless.HeadlessAnatomist()`, likewise;
+  soma           BrainVISA's `soma.qt_gui.headless.setup_headless()`, then the API of IMPL.
+MODULE (e.g. PyQt5.QtGui) is imported first, before the display: too early for a set-up in
+place. The script prints a START line each time it starts (to count re-executions), snapshots
+a mesh into OUT.png through examples/anatomist_snapshot.py's functions (the tests check its
+pixels), and prints one JSON line: what the script and its Anatomist (the `anatomist` program,
+or the script's own process) got. END is what happens next: `close` (a.close(), exit 0),
+`os_exit` (os._exit(3): no close, no atexit), `raise` (an exception ends the script, without
+close) or `wait` (sleep until a signal comes).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -29,13 +38,16 @@ print(f"START {os.getpid()} {os.getppid()}", flush=True)
 parser = argparse.ArgumentParser()
 parser.add_argument("output", type=Path)
 parser.add_argument("--size", default="160x120")
+parser.add_argument("--implementation", choices=["socket", "direct"], default="socket")
 parser.add_argument("--how", choices=["api", "ana_headless", "upstream", "soma"], default="api")
-parser.add_argument("--qt-first", action="store_true")
-parser.add_argument("--end", choices=["close", "os_exit", "wait"], default="close")
+parser.add_argument("--import-first", metavar="MODULE")
+parser.add_argument("--end", choices=["close", "os_exit", "raise", "wait"], default="close")
 arguments = parser.parse_args()
+direct = arguments.implementation == "direct"
 
-if arguments.qt_first:
-    from PyQt5 import QtGui  # noqa: F401  (loads Qt, and so OpenGL, before the display: too early)
+if arguments.import_first:
+    # Loads Qt, and so OpenGL, before the display: too early.
+    importlib.import_module(arguments.import_first)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import anatomist_snapshot as example  # noqa: E402
@@ -68,24 +80,25 @@ def display_of(pid: int) -> str | None:
     return value.decode() if value is not None else None
 
 
+# The direct implementation is the default of both HeadlessAnatomist()s: it is left implicit.
+implementation = {} if direct else {"implementation": "socket"}
 info: dict[str, Any] = {}
 if arguments.how == "ana_headless":
     import ana_headless
 
-    a = ana_headless.HeadlessAnatomist("-b", implementation="socket")
+    a = ana_headless.HeadlessAnatomist("-b", **implementation)
     info = plain(a.headless_info)
 elif arguments.how == "upstream":
     import anatomist.headless
 
-    a = anatomist.headless.HeadlessAnatomist(implementation="socket")
+    a = anatomist.headless.HeadlessAnatomist(**implementation)
     info = plain(a.headless_info)
 elif arguments.how == "soma":
     from soma.qt_gui.headless import setup_headless
 
     info = plain(setup_headless())
-    a = example.start_anatomist("-b")
-else:
-    a = example.start_anatomist("-b")
+if arguments.how in ("soma", "api"):
+    a = example.start_anatomist("-b", implementation=arguments.implementation)
 if arguments.how in ("upstream", "soma"):
     from soma.qt_gui import headless
 
@@ -95,13 +108,26 @@ if arguments.how in ("upstream", "soma"):
     info["started_xvfb"] = headless.virtual_display_proc is not None
     info["ana_headless"] = ana_headless.ensure_headless().as_dict()
 
-process = a.anaServerProcess.processId()
-with open(f"/proc/{process}/cmdline", "rb") as cmdline:
-    argv = [arg.decode() for arg in cmdline.read().split(b"\0")[:-1]]
 with tempfile.TemporaryDirectory() as scratch:
     mesh = Path(scratch) / "sphere.mesh"
     example.write_sphere_mesh(mesh, rings=12)
     example.snapshot(a, mesh, arguments.output, example.parse_size(arguments.size))
+
+if direct:
+    from ana_headless.glprobe import mapped_libraries
+
+    # Anatomist is this very process, on its display: what it drew with is in its own maps.
+    anatomist_process = {"pid": os.getpid(), "gl": sorted(mapped_libraries(GL_LIBRARIES))}
+else:
+    process = a.anaServerProcess.processId()
+    with open(f"/proc/{process}/cmdline", "rb") as cmdline:
+        argv = [arg.decode() for arg in cmdline.read().split(b"\0")[:-1]]
+    anatomist_process = {
+        "pid": process,
+        "argv": argv,
+        "display": display_of(process),
+        "gl": libraries(process),
+    }
 
 from PyQt5.QtGui import QGuiApplication  # noqa: E402
 
@@ -110,18 +136,17 @@ report = {
     "display": os.environ.get("DISPLAY"),
     "mode": os.environ.get("ANA_HEADLESS_MODE"),
     "renderer": os.environ.get("ANA_HEADLESS_RENDERER"),
+    # vglrun's mark that this process runs under VirtualGL's faker.
+    "vgl_isactive": os.environ.get("VGL_ISACTIVE"),
     "qt_platform": QGuiApplication.platformName(),
     "info": info,
-    "anatomist": {
-        "pid": process,
-        "argv": argv,
-        "display": display_of(process),
-        "gl": libraries(process),
-    },
+    "anatomist": anatomist_process,
 }
 print(json.dumps(report), flush=True)
 if arguments.end == "os_exit":
     os._exit(3)
+if arguments.end == "raise":
+    raise RuntimeError("the script failed after its snapshot")
 if arguments.end == "wait":
     while True:
         time.sleep(1)

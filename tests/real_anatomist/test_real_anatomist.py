@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,14 +18,16 @@ from tests.real_anatomist.conftest import (
     EXAMPLE,
     SIZE,
     TIMEOUT,
+    assert_all_gone_within_3_seconds,
     assert_program_used,
     assert_shows_the_mesh,
     example,
-    finished,
     gl_mode_options,
+    run_concurrently,
     run_plain,
     run_under,
     script,
+    start_waiting,
     without_display,
 )
 
@@ -70,7 +70,7 @@ def test_shebang_form_of_the_example(anatomist_env: dict[str, str], tmp_path: Pa
 def test_headless_anatomist_without_a_display(
     anatomist_env: dict[str, str], tmp_path: Path, qt_first: bool
 ) -> None:
-    options = ["--how", "ana_headless", *(["--qt-first"] if qt_first else [])]
+    options = ["--how", "ana_headless", *(["--import-first", "PyQt5.QtGui"] if qt_first else [])]
     starts, report = run_plain(anatomist_env, tmp_path, *options)
     info = report["info"]
     assert info["headless"] and info["server"] == "xvfb" and info["mode"] == "server"
@@ -143,36 +143,6 @@ def test_exec_of_the_program_driven_over_its_socket(
     assert program.returncode == 0, err.decode()[-3000:]
 
 
-def start_waiting(
-    argv: list[str], env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """A run whose script has snapshotted and now waits; its report."""
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith(b"{"):
-            return process, json.loads(line)
-    process.wait()
-    pytest.fail(f"the script ended with {process.returncode} before its report")
-
-
-def alive(pid: int) -> bool:
-    """Running: not gone, and not a zombie (whose command line is empty)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return bool(cmdline.read())
-    except OSError:
-        return False
-
-
-def assert_all_gone_within_3_seconds(pids: list[int], before: set[str]) -> None:
-    deadline = time.monotonic() + 3
-    while (any(map(alive, pids)) or leftovers() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in pids if alive(pid)], "a process outlived the run"
-    assert not leftovers() - before
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_or_stopped_run_leaves_no_anatomist(
     anatomist_env: dict[str, str], tmp_path: Path, sig: signal.Signals
@@ -213,25 +183,7 @@ RUNS = 10
 
 @pytest.mark.slow
 def test_10_concurrent_snapshot_runs(anatomist_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**anatomist_env, "LP_NUM_THREADS": "1"}
-    folders = [tmp_path / str(index) for index in range(RUNS)]
-    runs = []
-    for folder in folders:
-        folder.mkdir()
-        runs.append(
-            subprocess.Popen(
-                [ANA_HEADLESS, "run", "--timeout", "120", *script(folder, "--how", "ana_headless")],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        )
-    reports = []
-    for folder, run in zip(folders, runs, strict=True):
-        out, err = run.communicate(timeout=TIMEOUT * 2)
-        result = subprocess.CompletedProcess(run.args, run.returncode, out, err)
-        reports.append(finished(result, folder)[1])
-    assert len({report["display"] for report in reports}) == RUNS
+    reports = run_concurrently(anatomist_env, tmp_path, RUNS, "--how", "ana_headless")
     assert all(report["anatomist"]["display"] == report["display"] for report in reports)
     # Each script drove its own program: ten ports, not pyanatomist's 50007 for all.
     assert len({report["anatomist"]["argv"][2] for report in reports}) == RUNS

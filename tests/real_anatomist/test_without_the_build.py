@@ -1,4 +1,5 @@
-"""Where `make anatomist` has not run, the real-Anatomist tests skip and say how to run them."""
+"""Where `make anatomist` (or `make anatomist-direct`) has not run, the real-Anatomist tests
+skip and say how to run them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
-def test_the_group_skips_naming_make_anatomist(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "marker, folder, how",
+    [
+        ("anatomist", "real_anatomist", "`make anatomist` builds it"),
+        ("anatomist_direct", "real_anatomist_direct", "`make anatomist-direct` builds them"),
+    ],
+)
+def test_the_group_skips_naming_its_make_target(
+    tmp_path: Path, marker: str, folder: str, how: str
+) -> None:
     env = dict(os.environ, ANA_VENDOR_CACHE=str(tmp_path))
     result = subprocess.run(
         [
@@ -18,12 +30,12 @@ def test_the_group_skips_naming_make_anatomist(tmp_path: Path) -> None:
             "-m",
             "pytest",
             "-m",
-            "anatomist",
+            marker,
             "-q",
             "-rs",
             "-p",
             "no:cacheprovider",
-            str(Path(__file__).parent),
+            str(ROOT / "tests" / folder),
         ],
         cwd=ROOT,
         env=env,
@@ -36,4 +48,4 @@ def test_the_group_skips_naming_make_anatomist(tmp_path: Path) -> None:
     summary = output.splitlines()[-1]
     assert " skipped" in summary and "passed" not in summary and "failed" not in summary
     skips = [line for line in output.splitlines() if line.startswith("SKIPPED")]
-    assert skips and all("`make anatomist` builds it" in line for line in skips), skips
+    assert skips and all(how in line for line in skips), skips
