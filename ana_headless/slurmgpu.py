@@ -302,4 +302,5 @@ def egl_device(
     number, how = egl_device_of(gpu, listed)
     if number is None:
         return Allocation("egl", f"{fallback}; {how}", listed)
-    return Allocation(f"egl{number}", f"{how} ({where}; at {gpu.bus}, it {no_card})", listed)
+    missing = f"{DRI_DIR}/{card.name} is not here" if card else "it has no DRM card"
+    return Allocation(f"egl{number}", f"{how} ({where}; {missing})", listed)
