@@ -134,6 +134,9 @@ def test_slurm_global_ids_are_device_minors_and_the_card_is_found_by_pci_address
     device, why = host.egl_device(SLURM_JOB_GPUS="1", CUDA_VISIBLE_DEVICES="0") or ("", "")
     assert device == "/dev/dri/card2"
     assert "0000:18:00.0" in why and "SLURM_JOB_GPUS=1" in why and "renderD129" in why
+    # With the card's node here, no EGL device is listed: that costs a process.
+    chosen = host.allocation(SLURM_JOB_GPUS="1")
+    assert chosen is not None and chosen.egl is None
     # A job step's own GPUs come first; ranges are read.
     assert host.device(SLURM_STEP_GPUS="0-1", SLURM_JOB_GPUS="1") == "/dev/dri/card1"
 
