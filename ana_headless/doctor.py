@@ -24,6 +24,8 @@ from .session import Session
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .slurmgpu import EglDevices
+
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "doctor-schema.json")
 
 
@@ -58,6 +60,12 @@ def _gpu_report(
     }
 
 
+def _egl_devices_json(listed: EglDevices | None) -> dict[str, Any] | None:
+    if listed is None:
+        return None
+    return {"devices": [d.as_dict() for d in listed.devices], "problem": listed.problem}
+
+
 def _result_json(result: ProbeResult) -> dict[str, Any]:
     return {
         "ok": result.ok,
@@ -73,21 +81,26 @@ def diagnose(
     *,
     dev: str = "/dev",
     egl_vendor_dirs: tuple[str, ...] = EGL_VENDOR_DIRS,
+    gpu_roots: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Probe every candidate of the plan that the environment's options give (the plan of
     `run` without options) on one virtual display, and load every GL driver library GLVND
-    would. `dev` and `egl_vendor_dirs`: where GPU devices and vendor files are."""
+    would. `dev`, `egl_vendor_dirs` and `gpu_roots`: where GPU devices, vendor files, and the
+    NVIDIA driver's GPUs and DRM cards are (facts.gather)."""
     problem = ""
     try:
         options = options_from_environment(env)
     except UsageError as error:
         options, problem = Options(), str(error)
-    facts = gather(env, options.mesa_dir, dev=dev, egl_vendor_dirs=egl_vendor_dirs)
+    facts = gather(
+        env, options.mesa_dir, dev=dev, egl_vendor_dirs=egl_vendor_dirs, gpu_roots=gpu_roots
+    )
     report: dict[str, Any] = {
         "version": __version__,
         "facts": {
             **facts.as_dict(),
             "xvfb_wrapper": facts.xvfb_wrapper.as_dict() if facts.xvfb_wrapper else None,
+            "gpu_egl_devices": _egl_devices_json(facts.gpu_egl_devices),
         },
         "gpu": _gpu_report(facts, env, egl_vendor_dirs),
         "server": None,
@@ -214,6 +227,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         + ("loads" if not library["problem"] else "does not load")
         for library in gpu["vendor_libraries"]
     ]
+    lines += _egl_devices_text(facts["gpu_egl_devices"], facts["allocated_gpu"])
     lines.append("")
     if report["chosen"]:
         chosen = report["chosen"]
@@ -224,6 +238,32 @@ def render_text(report: Mapping[str, Any]) -> str:
     if report["next_steps"]:
         lines += ["", "Next steps:"] + [f"  - {step}" for step in report["next_steps"]]
     return "\n".join(lines)
+
+
+def _egl_devices_text(
+    listed: Mapping[str, Any] | None, allocated: list[str] | tuple[str, str] | None
+) -> list[str]:
+    """The EGL devices listed for the allocated GPU, numbered as VirtualGL numbers them, the
+    one VirtualGL is given marked (`egl` is its first)."""
+    if listed is None:
+        return []
+    if listed["problem"]:
+        return [f"  EGL devices not listed: {listed['problem']}"]
+    given = allocated[0] if allocated else None
+    lines = ["  EGL devices, numbered as VirtualGL numbers them (=> the one vglrun -d is given):"]
+    for device in listed["devices"]:
+        number = device["vgl_index"]
+        name = f"egl{number}" if number is not None else "-"
+        chosen = given == name or (given == "egl" and number == 0)
+        mark = "=> " if chosen else "   "
+        details = [
+            device["uuid"] or "no UUID",
+            f"CUDA device {device['cuda']}" if device["cuda"] is not None else "",
+            device["drm"] or "",
+            "refused by eglInitialize" if number is None else "",
+        ]
+        lines.append(f"  {mark}{name:<6} #{device['index']}  " + "  ".join(filter(None, details)))
+    return lines
 
 
 def doctor(env: Mapping[str, str], as_json: bool) -> int:

@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .slurmgpu import Allocation, EglDevices
+
 # Where a BrainVISA image or a conda environment keeps a software Mesa `libGL.so.1`; "*" is
 # any one directory.
 _MESA_SEARCH_PATTERNS = (
@@ -38,6 +40,7 @@ class HostFacts(Record):
         "distribution",
         "egl_devices",
         "given_mesa_dir",
+        "gpu_egl_devices",
         "loader",
         "mesa_dirs",
         "nvidia_devices",
@@ -70,6 +73,7 @@ class HostFacts(Record):
         setpriv: str | None = None,
         given_mesa_dir: str | None = None,
         allocated_gpu: tuple[str, str] | None = None,
+        gpu_egl_devices: EglDevices | None = None,
         weston: str | None = None,
         xwayland: str | None = None,
         distribution: tuple[str, ...] = (),
@@ -96,8 +100,10 @@ class HostFacts(Record):
         self.original_display = original_display
         self.vgl_display = vgl_display
         self.loader: Mapping[str, str] = loader or {}
-        # Inside a SLURM job: VirtualGL's device for the GPU it was given, and why.
+        # Inside a SLURM job: VirtualGL's device for the GPU it was given, and why; and the EGL
+        # devices listed to find it, where that GPU has no DRM card node.
         self.allocated_gpu = allocated_gpu
+        self.gpu_egl_devices = gpu_egl_devices
         # Where there is no Xvfb (RHEL 10): a rootful Xwayland on weston's headless back end.
         self.weston = weston
         self.xwayland = xwayland
@@ -217,13 +223,16 @@ def _mesa_dirs(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(c) for c in candidates if has_libgl(c)))
 
 
-def _allocated_gpu(env: Mapping[str, str]) -> tuple[str, str] | None:
+def _allocation(
+    env: Mapping[str, str], dev: str, gpu_roots: tuple[str, str] | None
+) -> Allocation | None:
     if not env.get("SLURM_JOB_ID"):
         return None
     # Imported only inside a SLURM job.
-    from .slurmgpu import egl_device
+    from .slurmgpu import DRM_CLASS, NVIDIA_GPUS, egl_device
 
-    return egl_device(env)
+    nvidia_root, drm_root = gpu_roots or (NVIDIA_GPUS, DRM_CLASS)
+    return egl_device(env, nvidia_root, drm_root, dev)
 
 
 def gpu_devices(dev: str = "/dev") -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -269,11 +278,14 @@ def gather(
     *,
     dev: str = "/dev",
     egl_vendor_dirs: tuple[str, ...] = EGL_VENDOR_DIRS,
+    gpu_roots: tuple[str, str] | None = None,
 ) -> HostFacts:
-    """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into. `dev`
-    and `egl_vendor_dirs` are where GPU devices and GLVND's vendor files are (tests name fake
-    trees)."""
+    """The facts; `mesa_dir` is the directory --mesa-dir names, if any, to look into. `dev`,
+    `egl_vendor_dirs` and `gpu_roots` are where GPU devices, GLVND's vendor files, and the
+    NVIDIA driver's GPUs and the kernel's DRM cards are (tests name fake trees; None:
+    /proc/driver/nvidia/gpus and /sys/class/drm)."""
     path = env.get("PATH", os.defpath)
+    allocation = _allocation(env, dev, gpu_roots)
     xvfb = which("Xvfb", path)
     wrapper = server_wrapper(xvfb, path) if xvfb else None
     render_nodes, nvidia_devices = gpu_devices(dev)
@@ -299,5 +311,6 @@ def gather(
         original_display=env.get("DISPLAY") or None,
         vgl_display=env.get("VGL_DISPLAY") or None,
         loader={name: env[name] for name in LOADER_VARIABLES if env.get(name)},
-        allocated_gpu=_allocated_gpu(env),
+        allocated_gpu=(allocation.device, allocation.reason) if allocation else None,
+        gpu_egl_devices=allocation.egl if allocation else None,
     )

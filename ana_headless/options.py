@@ -88,9 +88,10 @@ SPECS = (
         "text",
         envvar="VGL_DISPLAY",
         metavar="DISPLAY|egl|DEVICE",
-        help="Where VirtualGL renders: a 3D X server, egl, or a DRI device. Default: "
-        "in a SLURM job given a GPU, that GPU's DRI card; else the original "
-        "DISPLAY if it is a 3D X server, else egl.",
+        help="Where VirtualGL renders: a 3D X server, egl, eglN, or a DRI device. Default: "
+        "in a SLURM job given a GPU, that GPU's DRI card, or without one here, the eglN "
+        "whose UUID is that GPU's; else the original DISPLAY if it is a 3D X server, "
+        "else egl.",
     ),
     OptionSpec(
         ("--mesa-dir",),

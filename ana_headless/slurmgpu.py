@@ -1,4 +1,5 @@
-"""The GPU a SLURM job was given, as VirtualGL's EGL device: `vglrun -d /dev/dri/cardN`.
+"""The GPU a SLURM job was given, as VirtualGL's EGL device: `vglrun -d /dev/dri/cardN`, or
+`vglrun -d eglN` where that GPU has no DRM card node here.
 
 Facts, each read from where the kernel puts it (the roots are parameters, so that tests can
 point them at fake trees):
@@ -8,12 +9,23 @@ point them at fake trees):
   unique prefix of one), or an index, taken in PCI bus order (CUDA_DEVICE_ORDER=PCI_BUS_ID;
   an index is relative to the GPUs CUDA sees, which a device cgroup may renumber, hence last);
 - the NVIDIA GPUs: /proc/driver/nvidia/gpus/*/information (device minor, UUID, PCI address);
-- the DRM cards: /sys/class/drm/cardN/device, a link to the card's PCI device.
+- the DRM cards: /sys/class/drm/cardN/device, a link to the card's PCI device, and their
+  nodes in /dev/dri;
+- where the GPU has no DRM card node (nvidia-drm not loaded; or a container given /dev/nvidia*
+  but not /dev/dri, as `apptainer --nv` gives, which still sees the host's /sys): the EGL
+  devices, listed in a process of their own by egldevices.py.
 
 VirtualGL's EGL back end takes a DRI device path and compares it with each EGL device's
 EGL_DRM_DEVICE_FILE_EXT, which names the card (primary) node, /dev/dri/cardN, not the render
-node; `eglN` would count the EGL devices that initialise, whose order depends on the vendor
-libraries installed. A GPU without a DRM node (nvidia-drm not loaded) gets plain `egl`.
+node. Without that node, `eglN` names the N-th EGL device that initialises, in the order of
+eglQueryDevicesEXT, which depends on the vendor libraries installed: the device whose UUID
+(EGL_EXT_device_persistent_id) is the GPU's is counted there, as VirtualGL counts. A GPU that
+no EGL device can be matched to gets plain `egl`, VirtualGL's first device.
+
+EGL_NV_device_cuda's CUDA device is not matched against the job's GPU: which CUDA ordinal a
+GPU has depends on CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER (whose default, FASTEST_FIRST,
+ranks GPUs by a heuristic of CUDA's), and whether NVIDIA's EGL driver applies either to the
+ordinal it gives is not documented: a match on it would be a guess.
 
 Light on imports: the launcher reads it when it starts inside a SLURM job (facts.py).
 """
@@ -156,22 +168,139 @@ def allocated_gpu(env: Mapping[str, str], gpus: Sequence[Gpu]) -> tuple[Gpu | No
     return None, f"{where}, which names no single GPU in {NVIDIA_GPUS} (a MIG instance?)"
 
 
+class EglDevice(Record):
+    __slots__ = ("cuda", "drm", "index", "uuid", "vgl_index")
+
+    def __init__(
+        self, index: int, vgl_index: int | None, uuid: str | None, cuda: int | None, drm: str | None
+    ) -> None:
+        # Its place in eglQueryDevicesEXT's list; VirtualGL's number for it (the N of eglN),
+        # None when eglInitialize refuses it; its UUID, CUDA device and DRM card node, when it
+        # gives them.
+        self.index = index
+        self.vgl_index = vgl_index
+        self.uuid = uuid
+        self.cuda = cuda
+        self.drm = drm
+
+
+class EglDevices(Record):
+    __slots__ = ("devices", "problem")
+
+    def __init__(self, devices: tuple[EglDevice, ...], problem: str = "") -> None:
+        # The devices, and why they could not be listed (empty when they were).
+        self.devices = devices
+        self.problem = problem
+
+
+class Allocation(Record):
+    __slots__ = ("device", "egl", "reason")
+
+    def __init__(self, device: str, reason: str, egl: EglDevices | None = None) -> None:
+        # VirtualGL's device for the job's GPU, why, and the EGL devices listed to find it
+        # (None when it was found without them).
+        self.device = device
+        self.reason = reason
+        self.egl = egl
+
+
+EGL_DEVICES_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "egldevices.py")
+# NVIDIA's driver initialises each GPU in turn, which takes a while on a GPU that is not kept
+# initialised (no persistence daemon).
+EGL_DEVICES_DEADLINE = 20.0
+
+
+def egl_devices(env: Mapping[str, str], deadline: float = EGL_DEVICES_DEADLINE) -> EglDevices:
+    """The EGL devices that VirtualGL would see with `env`, in its order and with its numbers."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-I", EGL_DEVICES_SCRIPT],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=deadline,
+        )
+    except subprocess.TimeoutExpired:
+        return EglDevices((), f"listing them did not end within {deadline:g} s")
+    except OSError as error:
+        return EglDevices((), f"cannot list them: {error}")
+    lines = listed.stdout.decode(errors="replace").splitlines()
+    try:
+        report = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        # Cut short by a crash, or a driver's own output.
+        report = {}
+    if not isinstance(report, dict):
+        report = {}
+    if listed.returncode != 0 or "devices" not in report:
+        said = listed.stderr.decode(errors="replace").strip().splitlines()
+        how = (
+            f"killed by signal {-listed.returncode}"
+            if listed.returncode < 0
+            else f"exit status {listed.returncode}"
+        )
+        return EglDevices((), report.get("error") or (said[-1] if said else how))
+    devices = []
+    valid = 0
+    for index, found in enumerate(report["devices"]):
+        number = None
+        if found["initialises"]:
+            number = valid
+            valid += 1
+        devices.append(EglDevice(index, number, found["uuid"], found["cuda"], found["drm"]))
+    return EglDevices(tuple(devices))
+
+
+def egl_device_of(gpu: Gpu, listed: EglDevices) -> tuple[int | None, str]:
+    """VirtualGL's number for the EGL device that is `gpu` (by UUID), and how it was found;
+    (None, why) when none is."""
+    if listed.problem:
+        return None, f"the EGL devices could not be listed: {listed.problem}"
+    same = next((d for d in listed.devices if d.uuid and d.uuid.lower() == gpu.uuid.lower()), None)
+    if same is None:
+        if not any(d.uuid for d in listed.devices):
+            return None, "no EGL device gives its UUID (EGL_EXT_device_persistent_id)"
+        return None, f"no EGL device has its UUID (of {len(listed.devices)} listed)"
+    if same.vgl_index is None:
+        return None, f"eglInitialize refuses its EGL device (#{same.index} listed)"
+    return same.vgl_index, f"the allocated GPU {gpu.uuid} is EGL device {same.vgl_index}"
+
+
 def egl_device(
-    env: Mapping[str, str], nvidia_root: str = NVIDIA_GPUS, drm_root: str = DRM_CLASS
-) -> tuple[str, str] | None:
+    env: Mapping[str, str],
+    nvidia_root: str = NVIDIA_GPUS,
+    drm_root: str = DRM_CLASS,
+    dev: str = "/dev",
+) -> Allocation | None:
     """VirtualGL's device for the GPU that the environment (a SLURM job's) names, and why;
-    None when it names none."""
+    None when it names none. `dev`: where the device nodes are."""
     gpu, where = allocated_gpu(env, nvidia_gpus(nvidia_root))
     if gpu is None:
-        return ("egl", f"VirtualGL's first EGL device: {where}") if where else None
+        return Allocation("egl", f"VirtualGL's first EGL device: {where}") if where else None
     card = next((c for c in drm_cards(drm_root) if c.bus == gpu.bus), None)
-    if card is None:
-        return "egl", (
-            f"VirtualGL's first EGL device: the allocated GPU {gpu.bus} ({where}) "
-            "has no DRM card node (is the nvidia-drm module loaded?)"
+    if card is not None and os.path.exists(os.path.join(dev, "dri", card.name)):
+        render = f", render node {card.render_node}" if card.render_node else ""
+        return Allocation(
+            os.path.join(DRI_DIR, card.name),
+            f"the allocated GPU {gpu.bus} {gpu.uuid} ({where}{render})",
         )
-    render = f", render node {card.render_node}" if card.render_node else ""
-    return (
-        os.path.join(DRI_DIR, card.name),
-        f"the allocated GPU {gpu.bus} {gpu.uuid} ({where}{render})",
+    no_card = (
+        f"has DRM card {card.name}, but no {DRI_DIR}/{card.name} here (a container without "
+        f"{DRI_DIR}?)"
+        if card
+        else "has no DRM card node (is the nvidia-drm module loaded?)"
     )
+    fallback = f"VirtualGL's first EGL device: the allocated GPU {gpu.bus} ({where}) {no_card}"
+    # Without the GPU's own node no EGL device can be it: the listing would be time lost.
+    if not os.path.exists(os.path.join(dev, f"nvidia{gpu.minor}")):
+        return Allocation("egl", f"{fallback}, and no /dev/nvidia{gpu.minor}")
+    listed = egl_devices(env)
+    number, how = egl_device_of(gpu, listed)
+    if number is None:
+        return Allocation("egl", f"{fallback}; {how}", listed)
+    missing = f"{DRI_DIR}/{card.name} is not here" if card else "it has no DRM card"
+    return Allocation(f"egl{number}", f"{how} ({where}; {missing})", listed)

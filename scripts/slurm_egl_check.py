@@ -13,7 +13,8 @@ Steps (each says what it saw, or why it was skipped):
 1. the facts: the NVIDIA GPUs (/proc/driver/nvidia/gpus), the DRM cards (/sys/class/drm),
    nvidia-smi -L, and VirtualGL's own list of EGL devices (eglinfo -e);
 2. the device chosen for SLURM_JOB_GPUS=MINOR, and for CUDA_VISIBLE_DEVICES=<its UUID>:
-   both must name it;
+   both must name it (its DRI card, or where /dev/dri lacks it, as in a container given
+   /dev/nvidia* alone, the eglN whose UUID is the GPU's);
 3. `eglinfo -B DEVICE`: VirtualGL's device selection (the code vglrun -d uses) must open
    that GPU: a hardware renderer;
 4. `ana-headless exec --gl virtualgl --explain -- glxinfo -B` in the simulated job: the
@@ -106,13 +107,20 @@ def main() -> int:
         say(f"no GPU with minor {args.gpu}")
         return 1
     job = {"SLURM_JOB_ID": "1", "SLURM_JOB_GPUS": str(gpu.minor), "CUDA_VISIBLE_DEVICES": "0"}
-    chosen = egl_device(job)
-    by_uuid = egl_device({"SLURM_JOB_ID": "1", "CUDA_VISIBLE_DEVICES": gpu.uuid})
+    # This shell's own variables, but none that names a GPU: each call names its own. The
+    # loader's (LD_LIBRARY_PATH) decide which libEGL lists the EGL devices, where they are.
+    base = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
+    }
+    chosen = egl_device({**base, **job})
+    by_uuid = egl_device({**base, "SLURM_JOB_ID": "1", "CUDA_VISIBLE_DEVICES": gpu.uuid})
     say(f"  SLURM_JOB_GPUS={gpu.minor}: {chosen}")
     say(f"  CUDA_VISIBLE_DEVICES={gpu.uuid}: {by_uuid}")
-    if chosen is None or by_uuid is None or chosen[0] != by_uuid[0]:
+    if chosen is None or by_uuid is None or chosen.device != by_uuid.device:
         failures.append("the two ways of naming the GPU do not give one device")
-    device = chosen[0] if chosen else "egl"
+    device = chosen.device if chosen else "egl"
     say(f"CHOSEN EGL DEVICE: {device}")
 
     say("== 3. VirtualGL's device selection opens it")

@@ -1,6 +1,8 @@
 """The GPU a SLURM job was given, as VirtualGL's EGL device, decided from facts: fake
-/proc/driver/nvidia and /sys/class/drm trees (this machine has no GPU), laid out as the
-NVIDIA driver and the kernel lay them out."""
+/proc/driver/nvidia, /sys/class/drm and /dev trees (this machine has no GPU), laid out as the
+NVIDIA driver, the kernel and udev lay them out; and from EGL device lists as
+ana_headless/egldevices.py gives them (tests/integration/test_egl_devices.py lists them from a
+fake libEGL)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,17 @@ import pytest
 from ana_headless.facts import HostFacts
 from ana_headless.options import Options
 from ana_headless.plan import make_plan
-from ana_headless.slurmgpu import Gpu, egl_device, nvidia_gpus, parse_information, pci_address
+from ana_headless.slurmgpu import (
+    Allocation,
+    EglDevice,
+    EglDevices,
+    Gpu,
+    egl_device,
+    egl_device_of,
+    nvidia_gpus,
+    parse_information,
+    pci_address,
+)
 
 INFORMATION = """Model: \t\t NVIDIA H200
 IRQ:   \t\t 512
@@ -29,20 +41,28 @@ UUID_B = "GPU-9e81c7d4-55aa-4e21-b0c3-77d2f6a9e0b4"
 
 
 class FakeGpuHost:
-    """Fake /proc/driver/nvidia/gpus and /sys trees under tmp_path: a BMC's VGA card first
-    (card0), then NVIDIA GPUs with their DRM card and render nodes, or none."""
+    """Fake /proc/driver/nvidia/gpus, /sys and /dev trees under tmp_path: a BMC's VGA card
+    first (card0), then NVIDIA GPUs with their DRM card and render nodes, or none. The "device
+    nodes" of the fake /dev are plain files (never real devices)."""
 
     def __init__(self, root: Path) -> None:
         self.nvidia = root / "fake-proc-driver-nvidia-gpus"
         self.sys = root / "fake-sys"
         self.drm = self.sys / "class" / "drm"
+        self.dev = root / "fake-dev"
         self.nvidia.mkdir()
         self.drm.mkdir(parents=True)
-        self._card("card0", "0000:02:00.0", render=None)
+        (self.dev / "dri").mkdir(parents=True)
+        self._card("card0", "0000:02:00.0", render=None, dri_node=True)
         # A connector of the card: not a card.
         (self.drm / "card0-VGA-1").mkdir()
 
-    def _card(self, name: str, bus: str, render: str | None) -> None:
+    @property
+    def roots(self) -> tuple[str, str]:
+        """The fake /proc/driver/nvidia/gpus and /sys/class/drm (facts.gather's gpu_roots)."""
+        return str(self.nvidia), str(self.drm)
+
+    def _card(self, name: str, bus: str, render: str | None, dri_node: bool) -> None:
         device = self.sys / "devices" / "pci0000:00" / bus
         node = device / "drm" / name
         node.mkdir(parents=True)
@@ -50,19 +70,37 @@ class FakeGpuHost:
         (self.drm / name).symlink_to(node)
         if render:
             (device / "drm" / render).mkdir()
+        if dri_node:
+            (self.dev / "dri" / name).touch()
 
     def gpu(
-        self, minor: int, uuid: str, bus: str, card: str | None, render: str | None = None
+        self,
+        minor: int,
+        uuid: str,
+        bus: str,
+        card: str | None,
+        render: str | None = None,
+        *,
+        dri_node: bool = True,
+        nvidia_node: bool = True,
     ) -> None:
+        """A GPU; `dri_node` False: its DRM card is in /sys but not in /dev/dri (a container
+        given /dev/nvidia* alone)."""
         # The driver names the directory after the bus address.
         directory = self.nvidia / bus
         directory.mkdir()
         (directory / "information").write_text(INFORMATION.format(uuid=uuid, bus=bus, minor=minor))
         if card:
-            self._card(card, bus, render)
+            self._card(card, bus, render, dri_node)
+        if nvidia_node:
+            (self.dev / f"nvidia{minor}").touch()
+
+    def allocation(self, **env: str) -> Allocation | None:
+        return egl_device(env, *self.roots, str(self.dev))
 
     def egl_device(self, **env: str) -> tuple[str, str] | None:
-        return egl_device(env, str(self.nvidia), str(self.drm))
+        chosen = self.allocation(**env)
+        return (chosen.device, chosen.reason) if chosen else None
 
     def device(self, **env: str) -> str | None:
         chosen = self.egl_device(**env)
@@ -96,6 +134,9 @@ def test_slurm_global_ids_are_device_minors_and_the_card_is_found_by_pci_address
     device, why = host.egl_device(SLURM_JOB_GPUS="1", CUDA_VISIBLE_DEVICES="0") or ("", "")
     assert device == "/dev/dri/card2"
     assert "0000:18:00.0" in why and "SLURM_JOB_GPUS=1" in why and "renderD129" in why
+    # With the card's node here, no EGL device is listed: that costs a process.
+    chosen = host.allocation(SLURM_JOB_GPUS="1")
+    assert chosen is not None and chosen.egl is None
     # A job step's own GPUs come first; ranges are read.
     assert host.device(SLURM_STEP_GPUS="0-1", SLURM_JOB_GPUS="1") == "/dev/dri/card1"
 
@@ -161,11 +202,56 @@ def test_odd_gpu_variables_are_read_without_failing(
     assert host.device(**env) == device
 
 
-def test_a_gpu_without_a_drm_node_gets_the_first_egl_device(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("card", "said"),
+    [
+        (None, "no DRM card node (is the nvidia-drm module loaded?)"),
+        ("card1", "has DRM card card1, but no /dev/dri/card1 here"),
+    ],
+)
+def test_without_the_gpus_drm_node_nor_its_nvidia_node_the_first_egl_device_is_taken_unlisted(
+    tmp_path: Path, card: str | None, said: str
+) -> None:
     fake = FakeGpuHost(tmp_path)
-    fake.gpu(0, UUID_A, "0000:86:00.0", card=None)
-    device, why = fake.egl_device(SLURM_JOB_GPUS="0") or ("", "")
-    assert device == "egl" and "nvidia-drm" in why
+    fake.gpu(0, UUID_A, "0000:86:00.0", card=card, dri_node=False, nvidia_node=False)
+    chosen = fake.allocation(SLURM_JOB_GPUS="0")
+    assert chosen is not None and chosen.device == "egl"
+    assert said in chosen.reason and "no /dev/nvidia0" in chosen.reason
+    # No EGL device can be a GPU whose node is not here: none were listed.
+    assert chosen.egl is None
+
+
+def listed(*devices: tuple[bool, str | None]) -> EglDevices:
+    """EGL devices as egldevices.py lists them: whether each initialises, and its UUID."""
+    found = []
+    valid = 0
+    for index, (initialises, uuid) in enumerate(devices):
+        found.append(EglDevice(index, valid if initialises else None, uuid, None, None))
+        if initialises:
+            valid += 1
+    return EglDevices(tuple(found))
+
+
+GPU_B = Gpu(1, UUID_B, "0000:18:00.0")
+
+
+@pytest.mark.parametrize(
+    ("devices", "number", "said"),
+    [
+        # Counted as VirtualGL counts: among the devices that initialise.
+        (listed((False, UUID_A), (True, None), (True, UUID_B)), 1, "is EGL device 1"),
+        (listed((True, UUID_B.upper())), 0, "is EGL device 0"),
+        (listed((True, UUID_A), (False, UUID_B)), None, "eglInitialize refuses its EGL device"),
+        (listed((True, UUID_A), (True, None)), None, "no EGL device has its UUID (of 2 listed)"),
+        (listed((True, None), (True, None)), None, "no EGL device gives its UUID"),
+        (EglDevices((), "no EGL devices"), None, "could not be listed: no EGL devices"),
+    ],
+)
+def test_the_gpus_egl_device_is_the_one_with_its_uuid(
+    devices: EglDevices, number: int | None, said: str
+) -> None:
+    found, why = egl_device_of(GPU_B, devices)
+    assert found == number and said in why
 
 
 def test_the_allocated_gpu_is_virtualgls_default_after_an_explicit_vgl_display() -> None:
