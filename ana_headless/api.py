@@ -267,26 +267,15 @@ def HeadlessAnatomist(
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
         raise HeadlessError(f"implementation={implementation!r}: {error}") from error
-    if (
-        module_name == "anatomist.socket.api"
-        and "port" not in kwargs
-        and kwargs.get("host", "localhost") == "localhost"
-    ):
-        # Its program would listen on the first port from 50007 that nothing listens on yet:
-        # parallel jobs would all take 50007, and drive one another's Anatomist.
-        kwargs["port"] = _free_loopback_port()
+    if implementation == "socket":
+        # Its own port, and a connection as soon as its program listens (anatomistsocket.py).
+        # A dotted path names a class of the caller's choosing, which it takes as it is.
+        from .anatomistsocket import patch_client_class
+
+        patch_client_class(cls)
     instance = cls(*args, **kwargs)
     instance.headless_info = info
     return instance
-
-
-def _free_loopback_port() -> int:
-    """A TCP port of the loopback that the kernel has just found free."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 Anatomist = HeadlessAnatomist
