@@ -40,6 +40,38 @@ def snapshot(a: Any, subject: tuple[int, Path, Path]) -> str:
     return example.check_snapshot(png, SIZE)
 
 
+def make_subject(outdir: Path, number: int) -> tuple[int, Path, Path]:
+    """Subject `number`: a mesh file of its own (a sphere of its own resolution), and where
+    its snapshot goes."""
+    mesh = outdir / f"subject-{number}.mesh"
+    example.write_sphere_mesh(mesh, rings=8 + number % 5)
+    return number, mesh, outdir / f"subject-{number}.png"
+
+
+def display_of(pid: int) -> str | None:
+    """The DISPLAY in process `pid`'s environment: where it opened its windows."""
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = dict(item.partition(b"=")[::2] for item in environ.read().split(b"\0"))
+    value = variables.get(b"DISPLAY")
+    return value.decode() if value is not None else None
+
+
+def dask_task(subject: tuple[int, Path, Path]) -> dict[str, Any]:
+    """A Dask task: one subject on its worker's warm Anatomist; where it was rendered."""
+    from ana_headless.warmanatomist import worker_anatomist
+
+    outcome = worker_anatomist("-b").run(snapshot, subject)
+    pid = outcome.program_pid
+    return {
+        "ok": outcome.ok,
+        "error": outcome.error,
+        "pid": pid,
+        "worker": os.getpid(),
+        "display": os.environ.get("DISPLAY"),
+        "program_display": display_of(pid) if pid else None,
+    }
+
+
 def loop(outdir: Path, count: int, kill: int | None, bad: int | None) -> None:
     from ana_headless.warmanatomist import worker_anatomist
 
@@ -55,12 +87,10 @@ def loop(outdir: Path, count: int, kill: int | None, bad: int | None) -> None:
         return snapshot(a, subject)
 
     for number in range(count):
-        mesh = outdir / f"subject-{number}.mesh"
+        subject = make_subject(outdir, number)
         if number == bad:
-            mesh.write_text("not a mesh\n")
-        else:
-            example.write_sphere_mesh(mesh, rings=8 + number % 5)
-        outcome = anatomist.run(task, (number, mesh, outdir / f"subject-{number}.png"))
+            subject[1].write_text("not a mesh\n")
+        outcome = anatomist.run(task, subject)
         held = None
         if anatomist.pid is not None:
             # What the program holds once the task is over: the same as before it.
