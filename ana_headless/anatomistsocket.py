@@ -27,9 +27,13 @@ ana_headless itself may not be importable: it uses the standard library alone.
 from __future__ import annotations
 
 import os
-import socket
-import time
-from typing import Any
+import sys
+
+# The module is loaded at the start of every Python child of the launcher (pythonhook/): what
+# it imports at module level is on every such start's clock, so the rest waits until used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The TCP states of /proc/net/tcp: 0A is LISTEN.
 LISTEN = "0A"
@@ -50,6 +54,8 @@ class PortTaken(RuntimeError):
 
 def free_loopback_port() -> int:
     """A TCP port of the loopback that the kernel has just found free."""
+    import socket
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -109,6 +115,8 @@ def listener(port: int, pid: int) -> str | None:
 def wait_until_listening(port: int, pid: int, timeout: float) -> None:
     """Return as soon as process `pid` listens on `port`. Raises ProgramGone when it exits
     first, PortTaken when another process listens there, TimeoutError after `timeout` s."""
+    import time
+
     deadline = time.monotonic() + timeout
     while True:
         who = listener(port, pid)
@@ -126,9 +134,11 @@ def wait_until_listening(port: int, pid: int, timeout: float) -> None:
 def patch_client_class(cls: Any) -> None:
     """Make pyanatomist's socket `Anatomist` class start its program on a port of its own and
     connect as soon as that program listens. Idempotent."""
-    if getattr(cls, PATCHED, False):
+    start_and_connect = getattr(cls, "runAnatomistServer", None)
+    if getattr(cls, PATCHED, False) or start_and_connect is None:
+        # Without it, a class of that name (another pyanatomist, a stand-in) starts its
+        # program some other way, which is left as it is.
         return
-    start_and_connect = cls.runAnatomistServer
 
     def runAnatomistServer(self: Any, *args: Any) -> None:
         comm = self.comm
@@ -158,3 +168,46 @@ def patch_client_class(cls: Any) -> None:
 
     cls.runAnatomistServer = runAnatomistServer
     setattr(cls, PATCHED, True)
+
+
+# The module that defines pyanatomist's socket client class, `Anatomist`.
+CLIENT_MODULE = "anatomist.socket.api"
+
+
+class _PatchOnImport:
+    """A meta path finder that finds nothing itself: it hands out the spec that the other
+    finders give pyanatomist's socket module, with a loader that patches the module's client
+    class as soon as the module has run."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != CLIENT_MODULE:
+            return None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        run = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            patch_client_class(module.Anatomist)
+
+        # On this loader only: a source loader is made for each module it loads.
+        loader.exec_module = exec_module
+        return spec
+
+
+def install_import_hook() -> None:
+    """Patch pyanatomist's socket client class in this process (patch_client_class), now if
+    it is imported already, else as soon as it is. Idempotent."""
+    module = sys.modules.get(CLIENT_MODULE)
+    if module is not None:
+        patch_client_class(module.Anatomist)
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())

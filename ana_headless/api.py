@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import facts as host_facts
+from .anatomistsocket import install_import_hook
 from .environment import (
     GL_VERSION_VAR,
     MODE_VAR,
@@ -167,6 +168,9 @@ def ensure_headless(
         raise UsageError(f"fallback={fallback!r}: accepted values are {', '.join(FALLBACKS)}")
     if _current is not None:
         return _current
+    # Scripts that start Anatomist through pyanatomist's socket client, unchanged, get a port
+    # of their own (the launcher's Python children get the same from their PYTHONPATH).
+    install_import_hook()
     loaded = what_is_loaded()
     if already_headless(os.environ):
         _current = _info_from_environment(os.environ, loaded.qt_application)
@@ -267,12 +271,6 @@ def HeadlessAnatomist(
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
         raise HeadlessError(f"implementation={implementation!r}: {error}") from error
-    if implementation == "socket":
-        # Its own port, and a connection as soon as its program listens (anatomistsocket.py).
-        # A dotted path names a class of the caller's choosing, which it takes as it is.
-        from .anatomistsocket import patch_client_class
-
-        patch_client_class(cls)
     instance = cls(*args, **kwargs)
     instance.headless_info = info
     return instance
