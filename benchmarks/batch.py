@@ -11,6 +11,9 @@ Each subject is examples/subject_snapshot.py: the demo scene turned by an angle 
 - ana-headless-run: one `ana-headless run SCRIPT` process per subject;
 - dask: a LocalCluster (loopback) of N ana_headless.daskworker.HeadlessWorker processes, one
   thread each, one task per subject: each worker keeps Qt and its GL context between tasks;
+- dask-pyvirtualdisplay: the same cluster of Dask's own worker processes, each given an Xvfb
+  by a worker plugin that starts PyVirtualDisplay (what Dask users write without ana-headless):
+  the same warm processes, another way to give them a display;
 - soma-workflow: one job per subject in a workflow run by soma-workflow in light mode, N jobs
   at a time, each job under `ana-headless exec` through the engine's CONTAINER_COMMAND.
 
@@ -62,11 +65,12 @@ SNAPSHOT = EXAMPLES / "subject_snapshot.py"
 DRIVER = HERE / "batch_driver.py"
 SUBJECTS = 200
 PARALLEL = 2
-CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "soma-workflow")
+CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "dask-pyvirtualdisplay", "soma-workflow")
 LABELS = {
     "xvfb-run": "xvfb-run -a python, a process per subject",
     "ana-headless-run": "ana-headless run, a process per subject",
     "dask": "Dask, ana-headless workers",
+    "dask-pyvirtualdisplay": "Dask, a PyVirtualDisplay worker plugin",
     "soma-workflow": "soma-workflow, ana-headless exec per job",
 }
 # Per snapshot process, and per batch.
@@ -201,7 +205,7 @@ def measure(
     outdir = workdir / contender
     outdir.mkdir()
     tag = new_tag()
-    debris = Debris(tag, private_dirs=contender != "xvfb-run")
+    debris = Debris(tag, private_dirs=contender not in ("xvfb-run", "dask-pyvirtualdisplay"))
     memory = PeakMemory()
     batch = Batch()
     memory.start()
