@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,10 +110,10 @@ class Batch:
 
 
 def one_process_per_subject(
-    prefix: Sequence[str], subjects: int, parallel: int, outdir: Path, tag: str
+    command: Callable[[int], list[str]], subjects: int, parallel: int, tag: str
 ) -> tuple[dict[int, str], set[str]]:
-    """Each subject in a process of its own, `parallel` at a time; the failures and the
-    files the runs claimed."""
+    """Each subject in a process of its own (`command(subject)`), `parallel` at a time; the
+    failures and the files the runs claimed."""
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
     for subject in range(subjects):
         todo.put(subject)
@@ -126,15 +126,7 @@ def one_process_per_subject(
                 subject = todo.get_nowait()
             except queue.Empty:
                 return
-            argv = [
-                *prefix,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(outdir / f"subject-{subject}.png"),
-                "--subject",
-                str(subject),
-            ]
-            outcome = run_once(argv, tag, RUN_TIMEOUT)
+            outcome = run_once(command(subject), tag, RUN_TIMEOUT)
             claimed.update(outcome.claimed)
             if outcome.problem:
                 failures[subject] = f"{outcome.problem}: {outcome.stderr[-TAIL:]}"
@@ -148,21 +140,11 @@ def one_process_per_subject(
 
 
 def through_driver(
-    engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *, home: Path | None
+    argv: list[str], subjects: int, tag: str, *, home: Path | None
 ) -> tuple[dict[int, str], set[str], float | None]:
-    """The batch in a driver process (batch_driver.py ENGINE), with its own HOME if
-    given; the failures, the files the subjects' runs claimed, and the engine's start-up."""
-    argv = [
-        sys.executable,
-        str(DRIVER),
-        engine,
-        "--subjects",
-        str(subjects),
-        "--parallel",
-        str(parallel),
-        "--out",
-        str(outdir),
-    ]
+    """A batch in a driver process (`argv`, which prints a JSON report on its last line:
+    each subject's error or display, the engine's start-up), with its own HOME if given; the
+    failures, the files the subjects' runs claimed, and the engine's start-up."""
     outcome = run_once(["env", f"HOME={home}", *argv] if home else argv, tag, BATCH_TIMEOUT)
     try:
         report = json.loads(outcome.stdout.strip().splitlines()[-1])
@@ -214,7 +196,19 @@ def measure(
         prefix = (
             ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" else [ana_headless, "run"]
         )
-        batch.failures, claimed = one_process_per_subject(prefix, subjects, parallel, outdir, tag)
+
+        def command(subject: int) -> list[str]:
+            png = outdir / f"subject-{subject}.png"
+            return [
+                *prefix,
+                str(REPORT_DISPLAY),
+                str(SNAPSHOT),
+                str(png),
+                "--subject",
+                str(subject),
+            ]
+
+        batch.failures, claimed = one_process_per_subject(command, subjects, parallel, tag)
     else:
         home = None
         if contender == "soma-workflow":
@@ -223,9 +217,9 @@ def measure(
             # soma-workflow's configuration, database and logs in a HOME of its own.
             home = workdir / "soma-workflow-home"
             write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
-        batch.failures, claimed, batch.startup_s = through_driver(
-            contender, subjects, parallel, outdir, tag, home=home
-        )
+        argv = [sys.executable, str(DRIVER), contender, "--subjects", str(subjects)]
+        argv += ["--parallel", str(parallel), "--out", str(outdir)]
+        batch.failures, claimed, batch.startup_s = through_driver(argv, subjects, tag, home=home)
     batch.seconds = time.perf_counter() - start
     batch.peak_memory = memory.stop()
     left, batch.left_in_place = debris.collect(claimed, SETTLE)

@@ -102,25 +102,30 @@ def drive_dask(subjects: int, parallel: int, outdir: Path, *, plugin: bool) -> d
     return {"startup_s": ready, "results": results}
 
 
-def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
-    """A workflow of one job per subject; HOME holds the configuration (the benchmark
-    wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
+def subject_command(subject: int, outdir: Path) -> list[str]:
+    """W5's job for one subject: the demo scene, saying which display it got."""
+    return [
+        sys.executable,
+        str(REPORT_DISPLAY),
+        str(SNAPSHOT),
+        str(outdir / f"subject-{subject}.png"),
+        "--subject",
+        str(subject),
+    ]
+
+
+def drive_soma_workflow(commands: list[list[str]], outdir: Path) -> dict[str, Any]:
+    """A workflow of one job per subject (`commands[subject]`); HOME holds the configuration
+    (the benchmark wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
     from soma_workflow.client import Helper, Job, Workflow, WorkflowController
 
     jobs = [
         Job(
-            command=[
-                sys.executable,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(outdir / f"subject-{n}.png"),
-                "--subject",
-                str(n),
-            ],
+            command=command,
             name=f"subject-{n}",
             stderr_file=str(outdir / f"subject-{n}.err"),
         )
-        for n in range(subjects)
+        for n, command in enumerate(commands)
     ]
     start = time.perf_counter()
     controller = WorkflowController()
@@ -156,7 +161,7 @@ def main(argv: list[str]) -> None:
     stdout = sys.stdout
     sys.stdout = sys.stderr
     report = (
-        drive_soma_workflow(args.subjects, args.out)
+        drive_soma_workflow([subject_command(n, args.out) for n in range(args.subjects)], args.out)
         if args.engine == "soma-workflow"
         else drive_dask(
             args.subjects, args.parallel, args.out, plugin=args.engine == "dask-pyvirtualdisplay"
