@@ -3,7 +3,10 @@
     python snapshot_script.py OUT.png [--size WxH] [--how HOW] [--qt-first] [--end END]
 
 HOW is how the script gets its Anatomist, each the way its users write it:
-  api            `anatomist.api` (socket implementation), as under `ana-headless run`;
+  api            `anatomist.api` (socket implementation) on a port the kernel found free, as
+                 examples/anatomist_snapshot.py does;
+  unchanged      `anatomist.api` (socket implementation) left to choose its port, as most
+                 scripts are written;
   ana_headless   `ana_headless.HeadlessAnatomist('-b', implementation='socket')`;
   upstream       BrainVISA's `anatomist.headless.HeadlessAnatomist(implementation='socket')`;
   soma           BrainVISA's `soma.qt_gui.headless.setup_headless()`, then `anatomist.api`.
@@ -29,7 +32,9 @@ print(f"START {os.getpid()} {os.getppid()}", flush=True)
 parser = argparse.ArgumentParser()
 parser.add_argument("output", type=Path)
 parser.add_argument("--size", default="160x120")
-parser.add_argument("--how", choices=["api", "ana_headless", "upstream", "soma"], default="api")
+parser.add_argument(
+    "--how", choices=["api", "unchanged", "ana_headless", "upstream", "soma"], default="api"
+)
 parser.add_argument("--qt-first", action="store_true")
 parser.add_argument("--end", choices=["close", "os_exit", "wait"], default="close")
 arguments = parser.parse_args()
@@ -84,6 +89,13 @@ elif arguments.how == "soma":
 
     info = plain(setup_headless())
     a = example.start_anatomist("-b")
+elif arguments.how == "unchanged":
+    import anatomist
+
+    anatomist.setDefaultImplementation(anatomist.SOCKET)
+    import anatomist.api as ana
+
+    a = ana.Anatomist("-b")
 else:
     a = example.start_anatomist("-b")
 if arguments.how in ("upstream", "soma"):

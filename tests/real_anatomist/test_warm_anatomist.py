@@ -18,7 +18,7 @@ import pytest
 from dask.distributed import Client, LocalCluster
 
 from ana_headless.daskworker import HeadlessWorker
-from tests.conftest import leftovers, run_ana
+from tests.conftest import ANA_HEADLESS, leftovers, run_ana
 from tests.real_anatomist.conftest import (
     DEBIAN_PYTHON,
     PYANATOMIST,
@@ -26,6 +26,8 @@ from tests.real_anatomist.conftest import (
     SIZE,
     TIMEOUT,
     assert_shows_the_mesh,
+    finished,
+    script,
     without_display,
 )
 
@@ -62,6 +64,42 @@ def test_the_socket_client_connects_as_soon_as_its_program_listens(
     )
     [report] = lines_of(result)
     assert report["connected"] - report["listening"] < CONNECTION_LAG, report
+    assert leftovers() == set()
+
+
+def test_an_unchanged_script_connects_as_soon_as_its_program_listens(
+    anatomist_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`anatomist.api.Anatomist()` left to itself, under `ana-headless run`: the launcher's
+    Python hook gives it the same."""
+    result = run_ana(
+        ["run", str(WARM_SCRIPT), str(tmp_path), "connect", "--how", "api"], env=anatomist_env
+    )
+    [report] = lines_of(result)
+    assert report["connected"] - report["listening"] < CONNECTION_LAG, report
+    assert report["port"] != 50007, "a port of its own, not pyanatomist's first free one"
+
+
+RUNS = 8
+
+
+@pytest.mark.slow
+def test_8_unchanged_scripts_at_once(anatomist_env: dict[str, str], tmp_path: Path) -> None:
+    """Left to itself, each would take port 50007, and all would drive one program."""
+    env = {**anatomist_env, "LP_NUM_THREADS": "1"}
+    folders = [tmp_path / str(index) for index in range(RUNS)]
+    runs = []
+    for folder in folders:
+        folder.mkdir()
+        argv = [ANA_HEADLESS, "run", "--timeout", "120", *script(folder, "--how", "unchanged")]
+        runs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    reports = []
+    for folder, run in zip(folders, runs, strict=True):
+        out, err = run.communicate(timeout=TIMEOUT * 2)
+        result = subprocess.CompletedProcess(run.args, run.returncode, out, err)
+        reports.append(finished(result, folder)[1])
+    assert len({report["anatomist"]["argv"][2] for report in reports}) == RUNS, "8 ports"
+    assert all(report["anatomist"]["display"] == report["display"] for report in reports)
     assert leftovers() == set()
 
 
