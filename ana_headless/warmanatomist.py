@@ -102,6 +102,9 @@ class _Program:
                     f"other processes took the program's port {PORT_ATTEMPTS} times"
                 )
             self.client = _connect(self.port)
+            # Its exit handler would close the connection before ours asks the program to
+            # exit: this client's end is this object's.
+            atexit.unregister(self.client.close)
             self.baseline = self.elements()
         except BaseException:
             self.stop()
@@ -152,11 +155,14 @@ class _Program:
         if self.stopping:
             return
         self.client.launched = False
-        self.client.comm.close()
         # A command that was checking `launched` at that moment registers its wait just after
-        # the close above: a second close releases it rather than leaving it to its timeout.
-        threading.Event().wait(0.1)
-        self.client.comm.close()
+        # the first close: a second close releases it rather than leaving it to its timeout.
+        for delay in (0.0, 0.1):
+            threading.Event().wait(delay)
+            # The client's reading thread, which met the end of the connection, may be closing
+            # it too: each takes the waits it finds, and one may find a wait already taken.
+            with contextlib.suppress(KeyError):
+                self.client.comm.close()
 
     def elements(self) -> tuple[set[int], set[int]]:
         """The ids of the program's top-level objects and of its windows."""
@@ -177,15 +183,26 @@ class _Program:
 
     def stop(self) -> None:
         self.stopping = True
-        if self.process is not None and self.process.poll() is None:
-            if self.client is not None:
-                # Asked to exit first: a killed program leaves its windows to the X server.
-                with contextlib.suppress(Exception):
-                    if self.client.launched:
-                        self.client.execute("Exit")
-                self.client.comm.close()
-            _end(self.process)
-        self.output.close()
+        try:
+            if self.process is not None and self.process.poll() is None:
+                self._ask_to_exit()
+                _end(self.process)
+        finally:
+            self.output.close()
+
+    def _ask_to_exit(self) -> None:
+        """Anatomist's Exit command when its client can still send it (the program then
+        closes its windows itself), else SIGTERM."""
+        assert self.process is not None
+        client = self.client
+        if client is not None and client.launched and client.comm.initialized:
+            try:
+                client.execute("Exit")
+                return
+            except Exception:
+                # The connection broke meanwhile: the signal below will do.
+                pass
+        self.process.terminate()
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
