@@ -62,8 +62,10 @@ def test_the_socket_client_connects_as_soon_as_its_program_listens(
         timeout=TIMEOUT,
         check=False,
     )
-    [report] = lines_of(result)
-    assert report["connected"] - report["listening"] < CONNECTION_LAG, report
+    reports = lines_of(result)
+    assert len(reports) == 3
+    for report in reports:
+        assert report["connected"] - report["listening"] < CONNECTION_LAG, report
     assert leftovers() == set()
 
 
@@ -75,9 +77,11 @@ def test_an_unchanged_script_connects_as_soon_as_its_program_listens(
     result = run_ana(
         ["run", str(WARM_SCRIPT), str(tmp_path), "connect", "--how", "api"], env=anatomist_env
     )
-    [report] = lines_of(result)
-    assert report["connected"] - report["listening"] < CONNECTION_LAG, report
-    assert report["port"] != 50007, "a port of its own, not pyanatomist's first free one"
+    reports = lines_of(result)
+    assert len(reports) == 3
+    for report in reports:
+        assert report["connected"] - report["listening"] < CONNECTION_LAG, report
+        assert report["port"] != 50007, "a port of its own, not pyanatomist's first free one"
 
 
 RUNS = 8
