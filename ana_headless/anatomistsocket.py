@@ -179,12 +179,16 @@ class _PatchOnImport:
     finders give pyanatomist's socket module, with a loader that patches the module's client
     class as soon as the module has run."""
 
+    # This module may be loaded twice in one process, by the launcher's hook (by path) and as
+    # ana_headless.anatomistsocket: its finders know one another by this mark, not by class.
+    patches_anatomist = True
+
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name != CLIENT_MODULE:
             return None
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None)
-            if finder is self or find_spec is None:
+            if getattr(finder, "patches_anatomist", False) or find_spec is None:
                 continue
             spec = find_spec(name, path, target)
             if spec is not None:
@@ -209,5 +213,5 @@ def install_import_hook() -> None:
     module = sys.modules.get(CLIENT_MODULE)
     if module is not None:
         patch_client_class(module.Anatomist)
-    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+    elif not any(getattr(finder, "patches_anatomist", False) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PatchOnImport())

@@ -253,7 +253,7 @@ def headless_anatomist(headless_info: HeadlessInfo) -> Iterator[Any]:
     """The warm Anatomist of this test process (ana_headless.warmanatomist), one per xdist
     worker: pyanatomist's socket client of an `anatomist -b` program on the process's
     display, started by the first test that asks for it and reused by the next ones (started
-    again if it has died). What a test made in it is deleted when the test ends."""
+    again if it has died, or if a test left in it objects or windows that it still holds)."""
     from .warmanatomist import worker_anatomist
 
     with worker_anatomist("-b").task() as client:

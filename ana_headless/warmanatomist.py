@@ -15,8 +15,10 @@ display, and driven by every task of that worker through pyanatomist's socket cl
 - the program starts on first use (`ensure_headless()` first: in a worker of the launcher it
   only reads what was set up), on a port the kernel has just found free, and the client
   connects as soon as it listens;
-- the next tasks reuse it; at the end of each task the objects and windows that the task made
-  are deleted, so that a task finds the program as the previous one found it;
+- the next tasks reuse it. Anatomist deletes an object or window when its last reference
+  goes, and a task's references go when it ends: a task finds the program as the previous one
+  found it. A task that keeps references beyond its end (in a global, a cache) would leave
+  its objects to the next one: the program is restarted instead;
 - a program that has died (killed, or crashed on a subject's file) is started again for the
   next task: a task that failed is run once more on a fresh program, and reported (its
   Outcome's `error`) if it fails again;
@@ -105,6 +107,10 @@ class _Program:
             # Its exit handler would close the connection before ours asks the program to
             # exit: this client's end is this object's.
             atexit.unregister(self.client.close)
+            # Anatomist is a Qt application that quits when its last window closes; with -b it
+            # has no control window, so the end of a task's only window would end it. A
+            # window of the program's own (a browser: no GL) keeps it up between tasks.
+            self.keeper = self.client.createWindow("Browser")
             self.baseline = self.elements()
         except BaseException:
             self.stop()
@@ -165,21 +171,18 @@ class _Program:
                 self.client.comm.close()
 
     def elements(self) -> tuple[set[int], set[int]]:
-        """The ids of the program's top-level objects and of its windows."""
-        info = self.client.executeAndWaitAnswer(
-            "GetInfo", objects=1, name_objects="top", windows=1, name_windows=1
-        )
+        """The ids of the objects and windows that the client knows in the program."""
+        info = self.client.executeAndWaitAnswer("GetInfo", objects=1, windows=1)
         return set(info.get("objects") or ()), set(info.get("windows") or ())
 
-    def release(self) -> None:
-        """Delete the objects and windows made since the program started."""
-        # The task's own wrappers release their references when collected: before, not after.
+    def as_found(self) -> bool:
+        """Whether the program holds what it held after its start, and no more. Anatomist
+        deletes an object or window when the last reference to it goes: those of a task's
+        client-side wrappers go when the task ends. What a task keeps beyond its end (in a
+        global, a cache) Anatomist keeps too, and will not delete while it is referenced."""
+        # Wrappers caught in reference cycles release theirs when collected: now.
         gc.collect()
-        objects, windows = self.elements()
-        made = sorted(windows - self.baseline[1]) + sorted(objects - self.baseline[0])
-        if made:
-            self.client.execute("DeleteElement", elements=made)
-            self.client.sync()
+        return self.elements() == self.baseline
 
     def stop(self) -> None:
         self.stopping = True
@@ -261,17 +264,18 @@ class WarmAnatomist:
 
     @contextlib.contextmanager
     def task(self) -> Iterator[Any]:
-        """The client, for one task. When the task ends, what it made is deleted; when it
-        fails, the program is stopped: one that failed a task may be in any state, so the
-        next task gets a fresh one."""
+        """The client, for one task. When the task ends, what it made must be gone (it is,
+        once the task's references to it are); when something is left, or the task failed,
+        the program is stopped: the next task gets a fresh one, never another's leftovers."""
         with self._lock:
             client = self.client()
             program = self._program
             assert program is not None
             try:
                 yield client
-                if program.alive():
-                    program.release()
+                if program.alive() and not program.as_found():
+                    # The next task gets a fresh program rather than this task's leftovers.
+                    self.close()
             except BaseException:
                 self.close()
                 raise

@@ -112,12 +112,24 @@ def test_20_tasks_on_one_warm_program(anatomist_env: dict[str, str], tmp_path: P
     assert len(subjects) == 20
     assert all(subject["ok"] and subject["attempts"] == 1 for subject in subjects), subjects
     assert len({subject["pid"] for subject in subjects}) == 1, "one program for all 20"
-    # What each task made was deleted: the program holds after each what it held after the
-    # first (its own start-up elements only).
+    # Nothing of a task is left after it: no object, and one window, the one that keeps the
+    # program up between tasks.
     assert all(subject["held"] == subjects[0]["held"] for subject in subjects)
-    assert subjects[0]["held"] == [[], []]
+    objects, windows = subjects[0]["held"]
+    assert objects == [] and len(windows) == 1
     for number in range(20):
         assert_shows_the_mesh(tmp_path / f"subject-{number}.png")
+    assert leftovers() == set()
+
+
+def test_tasks_that_keep_what_they_made_get_a_fresh_program_each(
+    anatomist_env: dict[str, str], tmp_path: Path
+) -> None:
+    subjects = run_loop(anatomist_env, tmp_path, "3", "--keep")
+    assert all(subject["ok"] and subject["attempts"] == 1 for subject in subjects), subjects
+    assert len({subject["pid"] for subject in subjects}) == 3
+    # After each task, its program was stopped (no program to look into until the next task).
+    assert all(subject["held"] is None for subject in subjects)
     assert leftovers() == set()
 
 

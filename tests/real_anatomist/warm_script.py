@@ -1,12 +1,14 @@
 """Batches of snapshots on the REAL Anatomist through ana_headless.warmanatomist, for the tests
 marked `anatomist`:
 
-    python warm_script.py OUTDIR loop N [--kill K] [--bad B]
+    python warm_script.py OUTDIR loop N [--kill K] [--bad B] [--keep]
     python warm_script.py OUTDIR connect [--how ana_headless|api]
 
 `loop`: N subjects, each its own mesh file and a pixel-checked snapshot, on this process's
 warm Anatomist (run_batch); the task of subject K SIGKILLs the program half-way (after loading
-its mesh, before its snapshot); subject B's mesh file is not a mesh. Prints one JSON line per
+its mesh, before its snapshot); subject B's mesh file is not a mesh; with --keep, each task
+keeps a reference to an object and a window it made, beyond its end (the next task must not
+find them). Prints one JSON line per
 subject (its Outcome, the program's pid, the objects and windows the program holds after the
 task) and exits 0.
 
@@ -72,10 +74,11 @@ def dask_task(subject: tuple[int, Path, Path]) -> dict[str, Any]:
     }
 
 
-def loop(outdir: Path, count: int, kill: int | None, bad: int | None) -> None:
+def loop(outdir: Path, count: int, kill: int | None, bad: int | None, keep: bool) -> None:
     from ana_headless.warmanatomist import worker_anatomist
 
     anatomist = worker_anatomist("-b")
+    kept = []
 
     def task(a: Any, subject: tuple[int, Path, Path]) -> str:
         if subject[0] == kill and not os.path.exists(outdir / "killed"):
@@ -84,6 +87,8 @@ def loop(outdir: Path, count: int, kill: int | None, bad: int | None) -> None:
             a.sync()
             assert anatomist.pid is not None
             os.kill(anatomist.pid, signal.SIGKILL)
+        if keep:
+            kept.extend([a.loadObject(str(subject[1])), a.createWindow("3D")])
         return snapshot(a, subject)
 
     for number in range(count):
@@ -94,9 +99,7 @@ def loop(outdir: Path, count: int, kill: int | None, bad: int | None) -> None:
         held = None
         if anatomist.pid is not None:
             # What the program holds once the task is over: the same as before it.
-            info = anatomist.client().executeAndWaitAnswer(
-                "GetInfo", objects=1, name_objects="top", windows=1, name_windows=1
-            )
+            info = anatomist.client().executeAndWaitAnswer("GetInfo", objects=1, windows=1)
             held = [sorted(info.get("objects") or ()), sorted(info.get("windows") or ())]
         print(
             json.dumps(
@@ -208,11 +211,12 @@ def main() -> None:
     looping.add_argument("count", type=int)
     looping.add_argument("--kill", type=int)
     looping.add_argument("--bad", type=int)
+    looping.add_argument("--keep", action="store_true")
     connecting = commands.add_parser("connect")
     connecting.add_argument("--how", choices=["ana_headless", "api"], default="ana_headless")
     arguments = parser.parse_args()
     if arguments.command == "loop":
-        loop(arguments.outdir, arguments.count, arguments.kill, arguments.bad)
+        loop(arguments.outdir, arguments.count, arguments.kill, arguments.bad, arguments.keep)
     else:
         connect(arguments.how)
 
