@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import importlib
 import os
@@ -217,12 +218,28 @@ def _end(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+class _CallHere:
+    """Stands for pyanatomist's QtThreadCall, through which the socket client's constructor
+    connects: QtThreadCall runs the call in the thread of a Qt event loop, and there is none
+    in a worker (Dask runs tasks in threads of an executor; no Qt application at all). A
+    client that starts no program (newanatomist=False) needs no Qt to connect: it connects
+    in the calling thread."""
+
+    @staticmethod
+    def call(function: Callable[..., Any], *args: Any) -> Any:
+        return function(*args)
+
+
+@functools.cache
+def _client_class() -> Any:
+    """pyanatomist's socket client class, connecting in the calling thread."""
+    socket_api = importlib.import_module("anatomist.socket.api")
+    return type("WarmClient", (socket_api.Anatomist,), {"mainThread": _CallHere()})
+
+
 def _connect(port: int) -> Any:
     """pyanatomist's socket client, connected to the program that listens on `port`."""
-    socket_api = importlib.import_module("anatomist.socket.api")
-    return socket_api.Anatomist(
-        host="localhost", port=port, newanatomist=False, forceNewInstance=True
-    )
+    return _client_class()(host="localhost", port=port, newanatomist=False, forceNewInstance=True)
 
 
 class WarmAnatomist:
