@@ -15,7 +15,8 @@ The contenders:
 - soma-workflow: a job per subject, each under `ana-headless exec` through the engine's
   CONTAINER_COMMAND, `--parallel` jobs at a time;
 - dask-warm: a LocalCluster of `--parallel` ana_headless.daskworker.HeadlessWorker processes,
-  one task per subject, each worker with its warm Anatomist (ana_headless.warmanatomist).
+  one task per subject, each worker with its warm Anatomist (ana_headless.warmanatomist),
+  each task drawing in the warm Anatomist's 3D window as the loop does in its one window.
 
 Reported for each, from the first process's start to the last one's end: snapshots per
 second, and the ratios to xvfb-run and to the loop; failures (a subject whose run failed, or
@@ -132,13 +133,15 @@ def warm_task(subject: int, meshdir: str, outdir: str) -> dict[str, Any]:
     from ana_headless.warmanatomist import worker_anatomist
 
     example = load_example()
+    anatomist = worker_anatomist("-b")
 
     def snapshot(a: Any, subject: int) -> None:
         png = Path(outdir) / f"subject-{subject}.png"
-        example.snapshot(a, Path(meshdir) / f"subject-{subject}.mesh", png, SIZE)
+        mesh = Path(meshdir) / f"subject-{subject}.mesh"
+        example.snapshot_in(a, anatomist.window("3D"), mesh, png, SIZE)
         example.check_snapshot(png, SIZE)
 
-    outcome = worker_anatomist("-b").run(snapshot, subject)
+    outcome = anatomist.run(snapshot, subject)
     if not outcome.ok:
         return {"subject": subject, "error": outcome.error}
     return {

@@ -122,6 +122,19 @@ def test_20_tasks_on_one_warm_program(anatomist_env: dict[str, str], tmp_path: P
     assert leftovers() == set()
 
 
+def test_tasks_in_the_warm_window(anatomist_env: dict[str, str], tmp_path: Path) -> None:
+    subjects = run_loop(anatomist_env, tmp_path, "5", "--window")
+    assert all(subject["ok"] and subject["attempts"] == 1 for subject in subjects), subjects
+    assert len({subject["pid"] for subject in subjects}) == 1
+    # The 3D window stays, empty, beside the one that keeps the program up.
+    objects, windows = subjects[0]["held"]
+    assert objects == [] and len(windows) == 2
+    assert all(subject["held"] == subjects[0]["held"] for subject in subjects)
+    for number in range(5):
+        assert_shows_the_mesh(tmp_path / f"subject-{number}.png")
+    assert leftovers() == set()
+
+
 def test_tasks_that_keep_what_they_made_get_a_fresh_program_each(
     anatomist_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -1,16 +1,16 @@
 """Batches of snapshots on the REAL Anatomist through ana_headless.warmanatomist, for the tests
 marked `anatomist`:
 
-    python warm_script.py OUTDIR loop N [--kill K] [--bad B] [--keep]
+    python warm_script.py OUTDIR loop N [--kill K] [--bad B] [--keep] [--window]
     python warm_script.py OUTDIR connect [--how ana_headless|api]
 
 `loop`: N subjects, each its own mesh file and a pixel-checked snapshot, on this process's
 warm Anatomist (run_batch); the task of subject K SIGKILLs the program half-way (after loading
 its mesh, before its snapshot); subject B's mesh file is not a mesh; with --keep, each task
 keeps a reference to an object and a window it made, beyond its end (the next task must not
-find them). Prints one JSON line per
-subject (its Outcome, the program's pid, the objects and windows the program holds after the
-task) and exits 0.
+find them); with --window, each task draws in the warm Anatomist's own 3D window. Prints one
+JSON line per subject (its Outcome, the program's pid, the objects and windows the program
+holds after the task) and exits 0.
 
 `connect`: makes pyanatomist's socket client start its program (three times), watching the
 sockets of this process and of its new children meanwhile (every 2 ms, in /proc/net/tcp6 and
@@ -74,7 +74,9 @@ def dask_task(subject: tuple[int, Path, Path]) -> dict[str, Any]:
     }
 
 
-def loop(outdir: Path, count: int, kill: int | None, bad: int | None, keep: bool) -> None:
+def loop(
+    outdir: Path, count: int, kill: int | None, bad: int | None, *, keep: bool, window: bool
+) -> None:
     from ana_headless.warmanatomist import worker_anatomist
 
     anatomist = worker_anatomist("-b")
@@ -89,6 +91,9 @@ def loop(outdir: Path, count: int, kill: int | None, bad: int | None, keep: bool
             os.kill(anatomist.pid, signal.SIGKILL)
         if keep:
             kept.extend([a.loadObject(str(subject[1])), a.createWindow("3D")])
+        if window:
+            example.snapshot_in(a, anatomist.window("3D"), subject[1], subject[2], SIZE)
+            return example.check_snapshot(subject[2], SIZE)
         return snapshot(a, subject)
 
     for number in range(count):
@@ -212,11 +217,19 @@ def main() -> None:
     looping.add_argument("--kill", type=int)
     looping.add_argument("--bad", type=int)
     looping.add_argument("--keep", action="store_true")
+    looping.add_argument("--window", action="store_true")
     connecting = commands.add_parser("connect")
     connecting.add_argument("--how", choices=["ana_headless", "api"], default="ana_headless")
     arguments = parser.parse_args()
     if arguments.command == "loop":
-        loop(arguments.outdir, arguments.count, arguments.kill, arguments.bad, arguments.keep)
+        loop(
+            arguments.outdir,
+            arguments.count,
+            arguments.kill,
+            arguments.bad,
+            keep=arguments.keep,
+            window=arguments.window,
+        )
     else:
         connect(arguments.how)
 
