@@ -19,18 +19,17 @@ program's own descriptors), then connects at the first try. Nothing else of the 
 changes. The same fix upstream is written down in docs/design.md ("pyanatomist's socket
 client").
 
-This module is loaded by path, as well as imported, by the hook that `ana-headless run` and
-`exec` give Python children (`pythonhook/sitecustomize.py`), in interpreters where
+The hook that `ana-headless run` and `exec` give their Python children, and that
+ensure_headless() installs in its own process (`pythonhook/sitecustomize.py`), loads this
+module by path when pyanatomist's socket module is imported, in interpreters where
 ana_headless itself may not be importable: it uses the standard library alone.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-# The module is loaded at the start of every Python child of the launcher (pythonhook/): what
-# it imports at module level is on every such start's clock, so the rest waits until used.
+# Loaded when pyanatomist is: what it imports at module level waits until used all the same.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -168,50 +167,3 @@ def patch_client_class(cls: Any) -> None:
 
     cls.runAnatomistServer = runAnatomistServer
     setattr(cls, PATCHED, True)
-
-
-# The module that defines pyanatomist's socket client class, `Anatomist`.
-CLIENT_MODULE = "anatomist.socket.api"
-
-
-class _PatchOnImport:
-    """A meta path finder that finds nothing itself: it hands out the spec that the other
-    finders give pyanatomist's socket module, with a loader that patches the module's client
-    class as soon as the module has run."""
-
-    # This module may be loaded twice in one process, by the launcher's hook (by path) and as
-    # ana_headless.anatomistsocket: its finders know one another by this mark, not by class.
-    patches_anatomist = True
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != CLIENT_MODULE:
-            return None
-        for finder in sys.meta_path:
-            find_spec = getattr(finder, "find_spec", None)
-            if getattr(finder, "patches_anatomist", False) or find_spec is None:
-                continue
-            spec = find_spec(name, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        run = loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            run(module)
-            patch_client_class(module.Anatomist)
-
-        # On this loader only: a source loader is made for each module it loads.
-        loader.exec_module = exec_module
-        return spec
-
-
-def install_import_hook() -> None:
-    """Patch pyanatomist's socket client class in this process (patch_client_class), now if
-    it is imported already, else as soon as it is. Idempotent."""
-    module = sys.modules.get(CLIENT_MODULE)
-    if module is not None:
-        patch_client_class(module.Anatomist)
-    elif not any(getattr(finder, "patches_anatomist", False) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())

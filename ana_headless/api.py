@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import facts as host_facts
-from .anatomistsocket import install_import_hook
 from .environment import (
     GL_VERSION_VAR,
     MODE_VAR,
@@ -38,6 +37,7 @@ from .inprocess import (
 )
 from .options import Options, launcher_arguments, options_from_environment
 from .plan import make_plan
+from .pythonhook.sitecustomize import install as install_import_hook
 from .session import Session
 
 if TYPE_CHECKING:
