@@ -60,7 +60,7 @@ EXAMPLE = ROOT / "examples" / "anatomist_snapshot.py"
 LOOP = HERE / "anatomist_loop.py"
 # Where `make anatomist` builds it (tests/real_anatomist/conftest.py says the same).
 ANATOMIST_ROOT = (
-    Path(os.environ.get("ANA_VENDOR_CACHE", Path.home() / ".cache" / "ana-headless-vendor"))
+    Path(os.environ.get("ANA_VENDOR_CACHE") or Path.home() / ".cache" / "ana-headless-vendor")
     / "anatomist"
 )
 PREFIX = ANATOMIST_ROOT / "build"
