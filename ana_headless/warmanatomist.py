@@ -292,8 +292,8 @@ class WarmAnatomist:
 
     def window(self, kind: str = "3D") -> Any:
         """A window of `kind` that lasts as long as the program, for every task to show its
-        objects in: a task saves the making of its own (a 3D window's GL context, 0.1 s of a
-        0.4 s snapshot on a software renderer). It keeps no object of a task: what a task
+        objects in: a task saves the making of its own (a 3D window and its GL context, 0.07 s
+        of a 0.4 s snapshot on a software renderer). It keeps no object of a task: what a task
         showed in it goes with the task's objects. Its view (camera, settings) stays as the
         last task left it."""
         with self._lock:
