@@ -25,7 +25,7 @@ display, and driven by every task of that worker through pyanatomist's socket cl
 - the program is stopped when the worker process ends (atexit), or by `close()`.
 
 One per process (`worker_anatomist()`), as Dask's workers (ana_headless.daskworker), a loop in
-one script (`run_batch()`) and the pytest plugin's `anatomist` fixture use it. Its tasks run
+one script (`run_batch()`) and the pytest plugin's `headless_anatomist` fixture use it. Its tasks run
 one at a time: pyanatomist's client is not meant for several threads at once, and a worker
 of one thread (Dask's `threads_per_worker=1`) runs one task at a time anyway.
 """
@@ -65,7 +65,7 @@ OUTPUT_TAIL = 2000
 
 
 class AnatomistDied(RuntimeError):
-    """The `anatomist` program exited while it was in use."""
+    """The `anatomist` program could not be started, or did not start listening."""
 
 
 @dataclass(frozen=True)
