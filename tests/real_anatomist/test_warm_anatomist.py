@@ -159,6 +159,16 @@ def test_a_program_killed_mid_task_is_restarted_and_the_task_retried(
     assert leftovers() == set()
 
 
+def test_a_task_that_closes_the_client_leaves_the_next_a_fresh_program(
+    anatomist_env: dict[str, str], tmp_path: Path
+) -> None:
+    subjects = run_loop(anatomist_env, tmp_path, "3", "--close", "1")
+    assert all(subject["ok"] and subject["attempts"] == 1 for subject in subjects), subjects
+    pids = [subject["pid"] for subject in subjects]
+    assert pids[0] == pids[1] != pids[2]
+    assert leftovers() == set()
+
+
 def test_a_subject_that_fails_twice_is_reported_and_the_batch_goes_on(
     anatomist_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -1,12 +1,13 @@
 """Batches of snapshots on the REAL Anatomist through ana_headless.warmanatomist, for the tests
 marked `anatomist`:
 
-    python warm_script.py OUTDIR loop N [--kill K] [--bad B] [--keep] [--window]
+    python warm_script.py OUTDIR loop N [--kill K] [--close C] [--bad B] [--keep] [--window]
     python warm_script.py OUTDIR connect [--how ana_headless|api]
 
 `loop`: N subjects, each its own mesh file and a pixel-checked snapshot, on this process's
 warm Anatomist (run_batch); the task of subject K SIGKILLs the program half-way (after loading
-its mesh, before its snapshot); subject B's mesh file is not a mesh; with --keep, each task
+its mesh, before its snapshot); the task of subject C closes the client once its snapshot is
+taken (a.close(), as scripts end); subject B's mesh file is not a mesh; with --keep, each task
 keeps a reference to an object and a window it made, beyond its end (the next task must not
 find them); with --window, each task draws in the warm Anatomist's own 3D window. Prints one
 JSON line per subject (its Outcome, the program's pid, the objects and windows the program
@@ -75,7 +76,14 @@ def dask_task(subject: tuple[int, Path, Path]) -> dict[str, Any]:
 
 
 def loop(
-    outdir: Path, count: int, kill: int | None, bad: int | None, *, keep: bool, window: bool
+    outdir: Path,
+    count: int,
+    bad: int | None,
+    *,
+    kill: int | None,
+    close: int | None,
+    keep: bool,
+    window: bool,
 ) -> None:
     from ana_headless.warmanatomist import worker_anatomist
 
@@ -94,7 +102,10 @@ def loop(
         if window:
             example.snapshot_in(a, anatomist.window("3D"), subject[1], subject[2], SIZE)
             return example.check_snapshot(subject[2], SIZE)
-        return snapshot(a, subject)
+        checked = snapshot(a, subject)
+        if subject[0] == close:
+            a.close()
+        return checked
 
     for number in range(count):
         subject = make_subject(outdir, number)
@@ -215,6 +226,7 @@ def main() -> None:
     looping = commands.add_parser("loop")
     looping.add_argument("count", type=int)
     looping.add_argument("--kill", type=int)
+    looping.add_argument("--close", type=int)
     looping.add_argument("--bad", type=int)
     looping.add_argument("--keep", action="store_true")
     looping.add_argument("--window", action="store_true")
@@ -225,8 +237,9 @@ def main() -> None:
         loop(
             arguments.outdir,
             arguments.count,
-            arguments.kill,
             arguments.bad,
+            kill=arguments.kill,
+            close=arguments.close,
             keep=arguments.keep,
             window=arguments.window,
         )
