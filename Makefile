@@ -138,10 +138,13 @@ $(BENCH_VENV)/.installed: setup.cfg pyproject.toml $(wildcard ana_headless/*.py)
 	touch $@
 
 # W5 (benchmarks/batch.py, batches of snapshots through processes, Dask and soma-workflow)
-# runs after the others; BATCH_ARGS="--subjects 20" makes it short.
+# runs after the others; BATCH_ARGS="--subjects 20" makes it short. W6
+# (benchmarks/anatomist_batch.py, the same with the real Anatomist) last, where `make
+# anatomist` has built it; ANATOMIST_BATCH_ARGS="--subjects 20" makes it short.
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python benchmarks/batch.py $(BATCH_ARGS)
+	$(BENCH_VENV)/bin/python benchmarks/anatomist_batch.py $(ANATOMIST_BATCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) out .mypy_cache .ruff_cache .pytest_cache *.egg-info

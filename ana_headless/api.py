@@ -38,6 +38,7 @@ from .inprocess import (
 )
 from .options import Options, launcher_arguments, options_from_environment
 from .plan import make_plan
+from .pythonhook.sitecustomize import install as install_import_hook
 from .session import Session
 
 if TYPE_CHECKING:
@@ -168,6 +169,9 @@ def ensure_headless(
         raise UsageError(f"fallback={fallback!r}: accepted values are {', '.join(FALLBACKS)}")
     if _current is not None:
         return _current
+    # Scripts that start Anatomist through pyanatomist's socket client, unchanged, get a port
+    # of their own (the launcher's Python children get the same from their PYTHONPATH).
+    install_import_hook()
     loaded = what_is_loaded()
     if already_headless(os.environ):
         _current = _info_from_environment(os.environ, loaded.qt_application)
@@ -270,26 +274,9 @@ def HeadlessAnatomist(
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
         raise HeadlessError(f"implementation={implementation!r}: {error}") from error
-    if (
-        module_name == "anatomist.socket.api"
-        and "port" not in kwargs
-        and kwargs.get("host", "localhost") == "localhost"
-    ):
-        # Its program would listen on the first port from 50007 that nothing listens on yet:
-        # parallel jobs would all take 50007, and drive one another's Anatomist.
-        kwargs["port"] = _free_loopback_port()
     instance = cls(*args, **kwargs)
     instance.headless_info = info
     return instance
-
-
-def _free_loopback_port() -> int:
-    """A TCP port of the loopback that the kernel has just found free."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 Anatomist = HeadlessAnatomist

@@ -21,7 +21,9 @@ display lives exactly as long as the worker: set up before it starts, stopped wh
 and stopped by the launcher's watcher if the launcher itself is killed.
 
 Tasks get what was set up from `ana_headless.ensure_headless()`, which in a worker only reads
-it (the launcher's variables are in the worker's environment).
+it (the launcher's variables are in the worker's environment). Tasks that render with
+BrainVISA's Anatomist share their worker's program: `ana_headless.warmanatomist.
+worker_anatomist("-b").run(function, subject)`.
 """
 
 from __future__ import annotations

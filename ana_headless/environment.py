@@ -24,6 +24,9 @@ ORIGINAL_DISPLAY_VAR = "ANA_HEADLESS_ORIGINAL_DISPLAY"
 # ANA_HEADLESS_SERVER, which is --server's.
 SERVER_KIND_VAR = "ANA_HEADLESS_SERVER_KIND"
 SERVER_LOG_VAR = "ANA_HEADLESS_SERVER_LOG"
+# Put first on the PYTHONPATH of every child: Python children run its sitecustomize.py at their
+# start, which gives pyanatomist's socket client a port of its own (anatomistsocket.py).
+PYTHON_HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pythonhook")
 
 
 def apply_patch(base: Mapping[str, str], patch: EnvPatch) -> dict[str, str]:
@@ -65,6 +68,7 @@ def display_patch(
         SERVER_LOG_VAR: server_log,
         # Qt and GTK prefer Wayland when they see it: the child would open the user's session.
         "WAYLAND_DISPLAY": None,
+        "PYTHONPATH": python_path(base.get("PYTHONPATH")),
     }
     if base.get("QT_QPA_PLATFORM", "xcb") != "xcb":
         # offscreen, wayland or eglfs would bypass the X server (or abort without a screen).
@@ -72,6 +76,15 @@ def display_patch(
     if runtime_dir is not None:
         patch["XDG_RUNTIME_DIR"] = runtime_dir
     return patch
+
+
+def python_path(inherited: str | None) -> str:
+    """PYTHONPATH with PYTHON_HOOK_DIR first (once: a nested launcher's child inherits it)."""
+    if not inherited:
+        return PYTHON_HOOK_DIR
+    if PYTHON_HOOK_DIR in inherited.split(os.pathsep):
+        return inherited
+    return f"{PYTHON_HOOK_DIR}{os.pathsep}{inherited}"
 
 
 def gl_patch(mode: str, renderer: str, gl_version: str) -> dict[str, str | None]:

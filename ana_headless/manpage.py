@@ -45,6 +45,12 @@ CHILD_ENVIRONMENT = (
     (SERVER_LOG_VAR, "the file that holds the server's output"),
     (ORIGINAL_DISPLAY_VAR, "the DISPLAY ana-headless was started with, if any"),
     ("XDG_RUNTIME_DIR", "a private directory (mode 0700, removed afterwards) when it was unset"),
+    (
+        "PYTHONPATH",
+        "the inherited one after a directory whose sitecustomize.py gives pyanatomist's socket "
+        "client a port of its own and a connection as soon as its program listens (it then "
+        "runs the sitecustomize it hides)",
+    ),
 )
 
 PYTEST_PLUGIN = """\
@@ -62,7 +68,9 @@ hardware=False) skips a test, saying why, when the tests' GL mode is not one of 
 renderer is a software one. A failing test's report shows the display, the GL renderer and the
 tail of the virtual server's log. A server that is not ready within the deadline ends the run
 with one error. An installed pytest-xvfb stands aside (through its pytest_xvfb_disable hook),
-and pytest-qt's qtbot works on the display.
+and pytest-qt's qtbot works on the display. The fixture headless_anatomist is the socket
+client of an Anatomist program of the test process (one per xdist worker), started by the
+first test that asks for it and reused by the next ones.
 """
 
 SEE_ALSO = "Xvfb(1), xvfb-run(1), vglrun(1), xpra(1), glxinfo(1), pytest(1), jupyter(1)"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,7 +32,7 @@ from .relaunch import launcher_command
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Generator, Sequence
+    from collections.abc import Generator, Iterator, Sequence
 
     from execnet import XSpec
 
@@ -246,3 +246,15 @@ def headless_info(pytestconfig: pytest.Config) -> HeadlessInfo:
             pytrace=False,
         )
     return pytestconfig.stash[_INFO]
+
+
+@pytest.fixture
+def headless_anatomist(headless_info: HeadlessInfo) -> Iterator[Any]:
+    """The warm Anatomist of this test process (ana_headless.warmanatomist), one per xdist
+    worker: pyanatomist's socket client of an `anatomist -b` program on the process's
+    display, started by the first test that asks for it and reused by the next ones (started
+    again if it has died, or if a test left in it objects or windows that it still holds)."""
+    from .warmanatomist import worker_anatomist
+
+    with worker_anatomist("-b").task() as client:
+        yield client

@@ -11,6 +11,9 @@ Each subject is examples/subject_snapshot.py: the demo scene turned by an angle 
 - ana-headless-run: one `ana-headless run SCRIPT` process per subject;
 - dask: a LocalCluster (loopback) of N ana_headless.daskworker.HeadlessWorker processes, one
   thread each, one task per subject: each worker keeps Qt and its GL context between tasks;
+- dask-pyvirtualdisplay: the same cluster of Dask's own worker processes, each given an Xvfb
+  by a worker plugin that starts PyVirtualDisplay (what Dask users write without ana-headless):
+  the same warm processes, another way to give them a display;
 - soma-workflow: one job per subject in a workflow run by soma-workflow in light mode, N jobs
   at a time, each job under `ana-headless exec` through the engine's CONTAINER_COMMAND.
 
@@ -37,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,11 +65,12 @@ SNAPSHOT = EXAMPLES / "subject_snapshot.py"
 DRIVER = HERE / "batch_driver.py"
 SUBJECTS = 200
 PARALLEL = 2
-CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "soma-workflow")
+CONTENDERS = ("xvfb-run", "ana-headless-run", "dask", "dask-pyvirtualdisplay", "soma-workflow")
 LABELS = {
     "xvfb-run": "xvfb-run -a python, a process per subject",
     "ana-headless-run": "ana-headless run, a process per subject",
     "dask": "Dask, ana-headless workers",
+    "dask-pyvirtualdisplay": "Dask, a PyVirtualDisplay worker plugin",
     "soma-workflow": "soma-workflow, ana-headless exec per job",
 }
 # Per snapshot process, and per batch.
@@ -106,10 +110,10 @@ class Batch:
 
 
 def one_process_per_subject(
-    prefix: Sequence[str], subjects: int, parallel: int, outdir: Path, tag: str
+    command: Callable[[int], list[str]], subjects: int, parallel: int, tag: str
 ) -> tuple[dict[int, str], set[str]]:
-    """Each subject in a process of its own, `parallel` at a time; the failures and the
-    files the runs claimed."""
+    """Each subject in a process of its own (`command(subject)`), `parallel` at a time; the
+    failures and the files the runs claimed."""
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
     for subject in range(subjects):
         todo.put(subject)
@@ -122,15 +126,7 @@ def one_process_per_subject(
                 subject = todo.get_nowait()
             except queue.Empty:
                 return
-            argv = [
-                *prefix,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(outdir / f"subject-{subject}.png"),
-                "--subject",
-                str(subject),
-            ]
-            outcome = run_once(argv, tag, RUN_TIMEOUT)
+            outcome = run_once(command(subject), tag, RUN_TIMEOUT)
             claimed.update(outcome.claimed)
             if outcome.problem:
                 failures[subject] = f"{outcome.problem}: {outcome.stderr[-TAIL:]}"
@@ -144,21 +140,11 @@ def one_process_per_subject(
 
 
 def through_driver(
-    engine: str, subjects: int, parallel: int, outdir: Path, tag: str, *, home: Path | None
+    argv: list[str], subjects: int, tag: str, *, home: Path | None
 ) -> tuple[dict[int, str], set[str], float | None]:
-    """The batch in a driver process (batch_driver.py ENGINE), with its own HOME if
-    given; the failures, the files the subjects' runs claimed, and the engine's start-up."""
-    argv = [
-        sys.executable,
-        str(DRIVER),
-        engine,
-        "--subjects",
-        str(subjects),
-        "--parallel",
-        str(parallel),
-        "--out",
-        str(outdir),
-    ]
+    """A batch in a driver process (`argv`, which prints a JSON report on its last line:
+    each subject's error or display, the engine's start-up), with its own HOME if given; the
+    failures, the files the subjects' runs claimed, and the engine's start-up."""
     outcome = run_once(["env", f"HOME={home}", *argv] if home else argv, tag, BATCH_TIMEOUT)
     try:
         report = json.loads(outcome.stdout.strip().splitlines()[-1])
@@ -201,7 +187,7 @@ def measure(
     outdir = workdir / contender
     outdir.mkdir()
     tag = new_tag()
-    debris = Debris(tag, private_dirs=contender != "xvfb-run")
+    debris = Debris(tag, private_dirs=contender not in ("xvfb-run", "dask-pyvirtualdisplay"))
     memory = PeakMemory()
     batch = Batch()
     memory.start()
@@ -210,7 +196,19 @@ def measure(
         prefix = (
             ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" else [ana_headless, "run"]
         )
-        batch.failures, claimed = one_process_per_subject(prefix, subjects, parallel, outdir, tag)
+
+        def command(subject: int) -> list[str]:
+            png = outdir / f"subject-{subject}.png"
+            return [
+                *prefix,
+                str(REPORT_DISPLAY),
+                str(SNAPSHOT),
+                str(png),
+                "--subject",
+                str(subject),
+            ]
+
+        batch.failures, claimed = one_process_per_subject(command, subjects, parallel, tag)
     else:
         home = None
         if contender == "soma-workflow":
@@ -219,9 +217,9 @@ def measure(
             # soma-workflow's configuration, database and logs in a HOME of its own.
             home = workdir / "soma-workflow-home"
             write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
-        batch.failures, claimed, batch.startup_s = through_driver(
-            contender, subjects, parallel, outdir, tag, home=home
-        )
+        argv = [sys.executable, str(DRIVER), contender, "--subjects", str(subjects)]
+        argv += ["--parallel", str(parallel), "--out", str(outdir)]
+        batch.failures, claimed, batch.startup_s = through_driver(argv, subjects, tag, home=home)
     batch.seconds = time.perf_counter() - start
     batch.peak_memory = memory.stop()
     left, batch.left_in_place = debris.collect(claimed, SETTLE)

@@ -2,7 +2,11 @@
 """W5's driver: one batch of subjects through Dask or soma-workflow, in a process of its own,
 its report (JSON) on the last line of stdout. batch.py runs it:
 
-    python benchmarks/batch_driver.py dask|soma-workflow --subjects N --parallel N --out DIR
+    python benchmarks/batch_driver.py ENGINE --subjects N --parallel N --out DIR
+
+ENGINE: dask (ana-headless's HeadlessWorker), dask-pyvirtualdisplay (plain Dask workers, each
+of which starts a PyVirtualDisplay Xvfb from a worker plugin: what a Dask user writes without
+ana-headless) or soma-workflow.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 # root goes last on the import path, so that ana_headless stays the installed one.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+from distributed import WorkerPlugin
 from workloads import REPORT_DISPLAY
 
 HERE = Path(__file__).resolve().parent
@@ -44,11 +49,38 @@ def snapshot_task(subject: int, outdir: str) -> dict[str, Any]:
     }
 
 
-def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
+class VirtualDisplayPlugin(WorkerPlugin):  # type: ignore[misc]
+    """A Dask worker plugin that gives its worker a
+    PyVirtualDisplay Xvfb with GLX, the screen of the other contenders, for the worker's life.
+    The display is set in the worker's os.environ, where Qt finds it."""
+
+    def setup(self, worker: Any) -> None:
+        from _workload import DEPTH, GLX_ARGS, HEIGHT, WIDTH
+        from pyvirtualdisplay import Display
+
+        self.display = Display(
+            backend="xvfb", size=(WIDTH, HEIGHT), color_depth=DEPTH, extra_args=GLX_ARGS
+        )
+        self.display.start()
+
+    def teardown(self, worker: Any) -> None:
+        self.display.stop()
+
+
+def drive_dask(subjects: int, parallel: int, outdir: Path, *, plugin: bool) -> dict[str, Any]:
+    """The subjects as tasks of `parallel` workers: HeadlessWorker processes, or, with
+    `plugin`, Dask's own worker processes given a display by VirtualDisplayPlugin."""
     from dask.distributed import Client, LocalCluster
 
     from ana_headless.daskworker import HeadlessWorker
 
+    cluster_kwargs: dict[str, Any] = {}
+    if plugin:
+        # Dask's own workers are started by multiprocessing, with this process's sys.path (a
+        # Nanny's `env` reaches their os.environ only once they run, too late for imports).
+        sys.path.insert(0, str(EXAMPLES))
+    else:
+        cluster_kwargs = {"worker_class": HeadlessWorker, "env": {"PYTHONPATH": str(EXAMPLES)}}
     start = time.perf_counter()
     with (
         LocalCluster(
@@ -57,37 +89,43 @@ def drive_dask(subjects: int, parallel: int, outdir: Path) -> dict[str, Any]:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            worker_class=HeadlessWorker,
-            env={"PYTHONPATH": str(EXAMPLES)},
+            **cluster_kwargs,
         ) as cluster,
         Client(cluster) as client,
     ):
         client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
+        if plugin:
+            client.register_plugin(VirtualDisplayPlugin(), name="virtual-display")
         ready = time.perf_counter() - start
         futures = client.map(snapshot_task, range(subjects), outdir=str(outdir), pure=False)
         results = client.gather(futures)
     return {"startup_s": ready, "results": results}
 
 
-def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
-    """A workflow of one job per subject; HOME holds the configuration (the benchmark
-    wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
+def subject_command(subject: int, outdir: Path) -> list[str]:
+    """W5's job for one subject: the demo scene, saying which display it got."""
+    return [
+        sys.executable,
+        str(REPORT_DISPLAY),
+        str(SNAPSHOT),
+        str(outdir / f"subject-{subject}.png"),
+        "--subject",
+        str(subject),
+    ]
+
+
+def drive_soma_workflow(commands: list[list[str]], outdir: Path) -> dict[str, Any]:
+    """A workflow of one job per subject (`commands[subject]`); HOME holds the configuration
+    (the benchmark wrote it: light mode, CONTAINER_COMMAND, the jobs at a time)."""
     from soma_workflow.client import Helper, Job, Workflow, WorkflowController
 
     jobs = [
         Job(
-            command=[
-                sys.executable,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(outdir / f"subject-{n}.png"),
-                "--subject",
-                str(n),
-            ],
+            command=command,
             name=f"subject-{n}",
             stderr_file=str(outdir / f"subject-{n}.err"),
         )
-        for n in range(subjects)
+        for n, command in enumerate(commands)
     ]
     start = time.perf_counter()
     controller = WorkflowController()
@@ -114,7 +152,7 @@ def drive_soma_workflow(subjects: int, outdir: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("engine", choices=("dask", "soma-workflow"))
+    parser.add_argument("engine", choices=("dask", "dask-pyvirtualdisplay", "soma-workflow"))
     parser.add_argument("--subjects", type=int, required=True)
     parser.add_argument("--parallel", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -123,9 +161,11 @@ def main(argv: list[str]) -> None:
     stdout = sys.stdout
     sys.stdout = sys.stderr
     report = (
-        drive_dask(args.subjects, args.parallel, args.out)
-        if args.engine == "dask"
-        else drive_soma_workflow(args.subjects, args.out)
+        drive_soma_workflow([subject_command(n, args.out) for n in range(args.subjects)], args.out)
+        if args.engine == "soma-workflow"
+        else drive_dask(
+            args.subjects, args.parallel, args.out, plugin=args.engine == "dask-pyvirtualdisplay"
+        )
     )
     print(json.dumps(report), file=stdout, flush=True)
 

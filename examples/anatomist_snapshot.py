@@ -130,14 +130,20 @@ def free_port() -> int:
 
 def snapshot(a: Any, mesh: Path, output: Path, size: tuple[int, int]) -> None:
     """Show `mesh` in a new 3D window of Anatomist `a` and save the view to `output`."""
+    snapshot_in(a, a.createWindow("3D"), mesh, output, size)
+
+
+def snapshot_in(a: Any, window: Any, mesh: Path, output: Path, size: tuple[int, int]) -> None:
+    """Show `mesh` in `window` of Anatomist `a`, save the view to `output`, and take the mesh
+    out of the window again (a window kept for many meshes shows one at a time)."""
     output.unlink(missing_ok=True)
     shape = a.loadObject(str(mesh))
     a.setMaterial(shape, diffuse=list(MESH_COLOUR))
-    window = a.createWindow("3D")
     a.addObjects([shape], [window])
     a.execute("WindowConfig", windows=[window], cursor_visibility=0)
     window.camera(zoom=ZOOM, view_quaternion=list(VIEW_QUATERNION))
     window.snapshot(str(output), *size)
+    a.removeObjects([shape], [window])
     # These commands get no answer; sync() sends one that does, once the others are done.
     a.sync()
     if not output.exists():

@@ -8,7 +8,10 @@ IMPL is pyanatomist's implementation: `socket` (the `anatomist` program, a child
 process, driven over a socket) or `direct` (BrainVISA's default: libanatomist and its OpenGL
 drawn in this very process, through the C++ bindings that `make anatomist-direct` builds).
 HOW is how the script gets its Anatomist, each the way its users write it:
-  api            pyanatomist's API of IMPL, as under `ana-headless run`;
+  api            pyanatomist's API of IMPL (the socket one on a port the kernel found free, as
+                 examples/anatomist_snapshot.py does), as under `ana-headless run`;
+  unchanged      `anatomist.api` (socket implementation) left to choose its port, as most
+                 scripts are written;
   ana_headless   `ana_headless.HeadlessAnatomist('-b')`, with `implementation='socket'` for
                  the socket one (the direct one is its default);
   upstream       BrainVISA's `anatomist.headless.HeadlessAnatomist()`, likewise;
@@ -39,7 +42,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("output", type=Path)
 parser.add_argument("--size", default="160x120")
 parser.add_argument("--implementation", choices=["socket", "direct"], default="socket")
-parser.add_argument("--how", choices=["api", "ana_headless", "upstream", "soma"], default="api")
+parser.add_argument(
+    "--how", choices=["api", "unchanged", "ana_headless", "upstream", "soma"], default="api"
+)
 parser.add_argument("--import-first", metavar="MODULE")
 parser.add_argument("--end", choices=["close", "os_exit", "raise", "wait"], default="close")
 arguments = parser.parse_args()
@@ -97,6 +102,13 @@ elif arguments.how == "soma":
     from soma.qt_gui.headless import setup_headless
 
     info = plain(setup_headless())
+elif arguments.how == "unchanged":
+    import anatomist
+
+    anatomist.setDefaultImplementation(anatomist.SOCKET)
+    import anatomist.api as ana
+
+    a = ana.Anatomist("-b")
 if arguments.how in ("soma", "api"):
     a = example.start_anatomist("-b", implementation=arguments.implementation)
 if arguments.how in ("upstream", "soma"):

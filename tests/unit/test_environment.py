@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ana_headless.environment import apply_patch, display_patch
+from ana_headless.environment import PYTHON_HOOK_DIR, apply_patch, display_patch, python_path
 
 
 def test_apply_patch_copies_and_removes() -> None:
@@ -29,3 +29,11 @@ def test_display_patch() -> None:
         ":5", "a", "/r", {"QT_QPA_PLATFORM": "xcb"}, server_kind="xvfb", server_log="l"
     )
     assert "QT_QPA_PLATFORM" not in xcb
+
+
+def test_python_path_puts_the_hook_first_once() -> None:
+    assert python_path(None) == python_path("") == PYTHON_HOOK_DIR
+    assert python_path("/a:/b") == f"{PYTHON_HOOK_DIR}:/a:/b"
+    assert python_path(python_path("/a")) == python_path("/a")
+    patch = display_patch(":5", "a", None, {"PYTHONPATH": "/a"}, server_kind="x", server_log="l")
+    assert patch["PYTHONPATH"] == f"{PYTHON_HOOK_DIR}:/a"
