@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -62,6 +64,17 @@ def run_ana(
         check=False,
         **kwargs,
     )  # type: ignore[call-overload]
+
+
+def frame(args: Sequence[str], env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """Run the GL client (fixtures/gl_client.py) through `ana-headless run -v ARGS`: its
+    report, whose frame it checks, and the launcher's stderr."""
+    result = run_ana(["run", "-v", *args, str(GL_CLIENT)], env=env)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    report = json.loads(result.stdout)
+    assert report["centre"] == [230, 120, 20] and report["corner"] == [30, 60, 90]
+    return report, err
 
 
 @functools.cache

@@ -14,19 +14,9 @@ import jsonschema
 import pytest
 
 from ana_headless.doctor import SCHEMA_FILE
-from tests.conftest import FIXTURES, GL_CLIENT, ana_env, run_ana
+from tests.conftest import FIXTURES, GL_CLIENT, ana_env, frame, run_ana
 
 SOFTWARE_EGL_NOTE = "where VirtualGL only adds cost"
-
-
-def frame(args: list[str], env: dict[str, str]) -> tuple[dict[str, Any], str]:
-    """Run the GL client through ana-headless; its report, and the launcher's stderr."""
-    result = run_ana(["run", "-v", *args, str(GL_CLIENT)], env=env)
-    err = result.stderr.decode()
-    assert result.returncode == 0, err
-    report = json.loads(result.stdout)
-    assert report["centre"] == [230, 120, 20] and report["corner"] == [30, 60, 90]
-    return report, err
 
 
 def doctor_json(env: dict[str, str]) -> dict[str, Any]:

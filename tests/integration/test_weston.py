@@ -17,14 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    ANA_HEADLESS,
-    EXAMPLES,
-    GL_CLIENT,
-    ana_env,
-    check_snapshot,
-    run_ana,
-)
+from tests.conftest import ANA_HEADLESS, EXAMPLES, ana_env, check_snapshot, frame, run_ana
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("weston") and shutil.which("Xwayland")),
@@ -44,15 +37,6 @@ def without_xvfb(tmp_path: Path, *extra: str) -> str:
         assert found, tool
         (directory / tool).symlink_to(found)
     return str(directory)
-
-
-def frame(args: list[str], env: dict[str, str]) -> tuple[dict[str, object], str]:
-    result = run_ana(["run", "-v", *args, str(GL_CLIENT)], env=env)
-    err = result.stderr.decode()
-    assert result.returncode == 0, err
-    report = json.loads(result.stdout)
-    assert report["centre"] == [230, 120, 20] and report["corner"] == [30, 60, 90]
-    return report, err
 
 
 def test_auto_chooses_weston_where_there_is_no_xvfb_and_renders_the_demo_scene(
