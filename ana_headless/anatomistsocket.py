@@ -78,7 +78,7 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def _socket_inodes(pid: int) -> set[str] | None:
+def socket_inodes(pid: int) -> set[str] | None:
     """The inodes of process `pid`'s sockets; None when it has exited (or is a zombie)."""
     directory = f"/proc/{pid}/fd"
     inodes = set()
@@ -103,7 +103,7 @@ def listener(port: int, pid: int) -> str | None:
     """Who listens on `port`: "program" (process `pid`), "other" (another process: `pid`
     cannot listen there), or None (nobody yet). Raises ProgramGone when `pid` has exited."""
     listening = _listening_inodes(port)
-    own = _socket_inodes(pid)
+    own = socket_inodes(pid)
     if own is None:
         raise ProgramGone(f"the program (pid {pid}) exited before it listened on port {port}")
     if listening & own:

@@ -34,6 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import anatomist_snapshot as example
 
+from ana_headless.anatomistsocket import socket_inodes
+
 SIZE = (160, 120)
 
 
@@ -134,18 +136,7 @@ def loop(
 
 
 def sockets_of(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        for name in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{name}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        pass
-    return inodes
+    return socket_inodes(pid) or set()
 
 
 def children() -> list[int]:
