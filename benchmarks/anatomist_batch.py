@@ -43,16 +43,15 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from batch import Batch, one_process_per_subject, through_driver
+from batch import Batch, accounted, one_process_per_subject, soma_workflow_home, through_driver
 from batch_driver import drive_soma_workflow
 from contenders import contenders
 from machine import machine_facts
-from memory import PeakMemory
 from report import left_text, publish
 from runs import progress
 from workloads import REPORT_DISPLAY
 
-from tests.leaks import ANATOMIST, Debris, new_tag, stop_process, sweep, tagged
+from tests.leaks import ANATOMIST, stop_process, sweep, tagged
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -78,8 +77,6 @@ LABELS = {
     "soma-workflow": "(d) soma-workflow, `ana-headless exec` per job",
     "dask-warm": "(e) Dask `HeadlessWorker`s, a warm Anatomist each",
 }
-# The Anatomist programs a batch left running, and how long they get to go first.
-SETTLE = 10.0
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -196,46 +193,41 @@ def measure(
     """The batch, and how many `anatomist` programs it left running."""
     meshdir, outdir = workdir / "meshes", workdir / contender
     outdir.mkdir()
-    tag = new_tag()
-    debris = Debris(tag, private_dirs=contender not in ("xvfb-run", "loop"))
-    memory = PeakMemory()
-    batch = Batch()
-    memory.start()
-    start = time.perf_counter()
-    if contender in ("xvfb-run", "ana-headless-run"):
-        prefix = (
-            ["xvfb-run", "-a", DEBIAN_PYTHON] if contender == "xvfb-run" else [ana_headless, "run"]
-        )
-        batch.failures, claimed = one_process_per_subject(
-            lambda subject: [*prefix, *snapshot_job(meshdir, outdir, subject)],
-            subjects,
-            parallel,
-            tag,
-        )
-    elif contender == "loop":
-        command = ["xvfb-run", "-a", DEBIAN_PYTHON, str(REPORT_DISPLAY), str(LOOP)]
-        failed, claimed = one_process_per_subject(
-            lambda _: [*command, str(meshdir), str(outdir), str(subjects)], 1, 1, tag
-        )
-        # One run for all: a failed run fails every subject it did not write.
-        batch.failures = {
-            subject: failed[0]
-            for subject in range(subjects)
-            if failed and not (outdir / f"subject-{subject}.png").exists()
-        }
-    else:
+
+    def run(tag: str) -> tuple[dict[int, str], set[str], float | None]:
+        if contender in ("xvfb-run", "ana-headless-run"):
+            prefix = (
+                ["xvfb-run", "-a", DEBIAN_PYTHON]
+                if contender == "xvfb-run"
+                else [ana_headless, "run"]
+            )
+            failures, claimed = one_process_per_subject(
+                lambda subject: [*prefix, *snapshot_job(meshdir, outdir, subject)],
+                subjects,
+                parallel,
+                tag,
+            )
+            return failures, claimed, None
+        if contender == "loop":
+            command = ["xvfb-run", "-a", DEBIAN_PYTHON, str(REPORT_DISPLAY), str(LOOP)]
+            failed, claimed = one_process_per_subject(
+                lambda _: [*command, str(meshdir), str(outdir), str(subjects)], 1, 1, tag
+            )
+            # One run for all: a failed run fails every subject it did not write.
+            failures = {
+                subject: failed[0]
+                for subject in range(subjects)
+                if failed and not (outdir / f"subject-{subject}.png").exists()
+            }
+            return failures, claimed, None
         home = None
         if contender == "soma-workflow":
-            from ana_headless.somaworkflow import job_prefix, write_light_mode_configuration
-
-            home = workdir / "soma-workflow-home"
-            write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
+            home = soma_workflow_home(workdir, parallel, ana_headless)
         argv = [sys.executable, __file__, "--driver", contender, "--subjects", str(subjects)]
         argv += ["--parallel", str(parallel), "--out", str(workdir)]
-        batch.failures, claimed, batch.startup_s = through_driver(argv, subjects, tag, home=home)
-    batch.seconds = time.perf_counter() - start
-    batch.peak_memory = memory.stop()
-    batch.left_behind, batch.left_in_place = debris.collect(claimed, SETTLE)
+        return through_driver(argv, subjects, tag, home=home)
+
+    batch, tag = accounted(run, private_dirs=contender not in ("xvfb-run", "loop"))
     programs = tagged(ANATOMIST, tag)
     for pid in programs:
         stop_process(pid)

@@ -162,6 +162,37 @@ def through_driver(
     return failures, claims("".join(said)), report["startup_s"]
 
 
+# What runs a contender's batch under its tag: the failures, the files its runs claimed, and
+# its engine's start-up (None where it has none).
+BatchRun = Callable[[str], tuple[dict[int, str], set[str], float | None]]
+
+
+def accounted(run: BatchRun, *, private_dirs: bool) -> tuple[Batch, str]:
+    """Run a batch under a tag of its own, timed, its peak memory sampled, and what it left
+    behind counted; the batch and its tag."""
+    tag = new_tag()
+    debris = Debris(tag, private_dirs=private_dirs)
+    memory = PeakMemory()
+    batch = Batch()
+    memory.start()
+    start = time.perf_counter()
+    batch.failures, claimed, batch.startup_s = run(tag)
+    batch.seconds = time.perf_counter() - start
+    batch.peak_memory = memory.stop()
+    batch.left_behind, batch.left_in_place = debris.collect(claimed, SETTLE)
+    return batch, tag
+
+
+def soma_workflow_home(workdir: Path, parallel: int, launcher: str) -> Path:
+    """A HOME of its own for soma-workflow's configuration, database and logs, whose jobs run
+    `parallel` at a time under `launcher`'s job prefix."""
+    from ana_headless.somaworkflow import job_prefix, write_light_mode_configuration
+
+    home = workdir / "soma-workflow-home"
+    write_light_mode_configuration(home, parallel, job_prefix(launcher=launcher))
+    return home
+
+
 def check_pngs(subjects: int, outdir: Path, failures: dict[int, str]) -> None:
     """The demo's own pixel check, again, on every subject that did not fail already."""
     spec = importlib.util.spec_from_file_location("render_scene", EXAMPLES / "render_scene.py")
@@ -186,44 +217,36 @@ def measure(
 ) -> Batch:
     outdir = workdir / contender
     outdir.mkdir()
-    tag = new_tag()
-    debris = Debris(tag, private_dirs=contender not in ("xvfb-run", "dask-pyvirtualdisplay"))
-    memory = PeakMemory()
-    batch = Batch()
-    memory.start()
-    start = time.perf_counter()
-    if contender in ("xvfb-run", "ana-headless-run"):
-        prefix = (
-            ["xvfb-run", "-a", sys.executable] if contender == "xvfb-run" else [ana_headless, "run"]
-        )
 
-        def command(subject: int) -> list[str]:
-            png = outdir / f"subject-{subject}.png"
-            return [
-                *prefix,
-                str(REPORT_DISPLAY),
-                str(SNAPSHOT),
-                str(png),
-                "--subject",
-                str(subject),
-            ]
+    def run(tag: str) -> tuple[dict[int, str], set[str], float | None]:
+        if contender in ("xvfb-run", "ana-headless-run"):
+            prefix = (
+                ["xvfb-run", "-a", sys.executable]
+                if contender == "xvfb-run"
+                else [ana_headless, "run"]
+            )
 
-        batch.failures, claimed = one_process_per_subject(command, subjects, parallel, tag)
-    else:
+            def command(subject: int) -> list[str]:
+                png = outdir / f"subject-{subject}.png"
+                return [
+                    *prefix,
+                    str(REPORT_DISPLAY),
+                    str(SNAPSHOT),
+                    str(png),
+                    "--subject",
+                    str(subject),
+                ]
+
+            return (*one_process_per_subject(command, subjects, parallel, tag), None)
         home = None
         if contender == "soma-workflow":
-            from ana_headless.somaworkflow import job_prefix, write_light_mode_configuration
-
-            # soma-workflow's configuration, database and logs in a HOME of its own.
-            home = workdir / "soma-workflow-home"
-            write_light_mode_configuration(home, parallel, job_prefix(launcher=ana_headless))
+            home = soma_workflow_home(workdir, parallel, ana_headless)
         argv = [sys.executable, str(DRIVER), contender, "--subjects", str(subjects)]
         argv += ["--parallel", str(parallel), "--out", str(outdir)]
-        batch.failures, claimed, batch.startup_s = through_driver(argv, subjects, tag, home=home)
-    batch.seconds = time.perf_counter() - start
-    batch.peak_memory = memory.stop()
-    left, batch.left_in_place = debris.collect(claimed, SETTLE)
-    batch.left_behind = left
+        return through_driver(argv, subjects, tag, home=home)
+
+    private_dirs = contender not in ("xvfb-run", "dask-pyvirtualdisplay")
+    batch, _tag = accounted(run, private_dirs=private_dirs)
     check_pngs(subjects, outdir, batch.failures)
     shutil.rmtree(outdir, ignore_errors=True)
     return batch
