@@ -136,6 +136,12 @@ def leftovers() -> set[str]:
     return leaks.leftovers(*_running)
 
 
+def still_ours(path: str) -> bool:
+    """Whether a display file of the running test's is still there. Display numbers are
+    machine-wide: another run may have made a file of that name since, which is not ours."""
+    return os.path.lexists(path) and leaks.answers_for(path, leaks.holder(path), _running[0])
+
+
 def ours_running() -> set[int]:
     """The X servers that the running test started and that are still up."""
     return leaks.tagged(leaks.SERVERS, _running[0])
