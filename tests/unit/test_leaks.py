@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,12 +45,22 @@ def sleepers(tmp_path: Path) -> Iterator[dict[str, int]]:
         for owner, env in envs.items()
         for program in (SLEEP, str(xvfb))
     }
+    for process in processes.values():
+        running(process.pid)
     try:
         yield {name: process.pid for name, process in processes.items()}
     finally:
         for process in processes.values():
             process.kill()
             process.wait()
+
+
+def running(pid: int) -> None:
+    """Wait until a process just started runs its program. Popen may return before the
+    kernel has given it its name, command line and environment in /proc (seen here: 30 times in
+    200 starts), and the check would then not know whose it is."""
+    while leaks.alive(pid) and not any(leaks.command_line(pid)):
+        time.sleep(0.001)
 
 
 def lock(directory: Path, number: int, pid: int) -> str:
@@ -72,6 +83,7 @@ def test_a_run_answers_for_what_its_processes_hold_and_for_stale_files(
     # -auth, its watcher).
     their_dir = display_files / "ana-headless-theirs"
     their_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", their_dir])
+    running(their_run.pid)
     their_dir.mkdir()
     try:
         found = leaks.leftovers("run", since)
