@@ -48,6 +48,22 @@ def test_fresh_clone_passes_the_readme_test_command(tmp_path: Path) -> None:
     result = subprocess.run(
         ["make", "-C", str(clone), "test"], env=env, capture_output=True, timeout=900, check=False
     )
-    output = (result.stdout + result.stderr).decode(errors="replace")
-    assert result.returncode == 0, output[-4000:]
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, inner_failure(output, result.stderr.decode(errors="replace"))
     assert " passed" in output
+
+
+def inner_failure(stdout: str, stderr: str) -> str:
+    """What failed in the clone's run: pytest's summary first, as a CI log shows only a part."""
+    summary = stdout.rpartition("short test summary info")[2]
+    failures = stdout.partition("= FAILURES =")[2]
+    return "\n".join(
+        [
+            "the clone's `make test` failed:",
+            summary.strip()[-3000:],
+            "--- its first failure:",
+            failures[:4000],
+            "--- the end of its stderr:",
+            stderr[-1500:],
+        ]
+    )
