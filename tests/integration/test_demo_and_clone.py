@@ -54,7 +54,8 @@ def test_fresh_clone_passes_the_readme_test_command(tmp_path: Path) -> None:
 
 
 def inner_failure(stdout: str, stderr: str) -> str:
-    """What failed in the clone's run: pytest's summary first, as a CI log shows only a part."""
+    """What failed in the clone's run, its pytest summary first: a CI log shows only a part of
+    the message, which pip's warnings on stderr would otherwise fill."""
     summary = stdout.rpartition("short test summary info")[2]
     failures = stdout.partition("= FAILURES =")[2]
     return "\n".join(

@@ -16,6 +16,7 @@ import pytest
 
 from ana_headless.claim import claim_display, lock_path, socket_path
 from ana_headless.ownership import listener_pid
+from tests import leaks
 from tests.conftest import ANA_HEADLESS, ana_env, run_ana
 from tests.security.conftest import in_private_tmp, left_behind
 
@@ -226,18 +227,9 @@ def test_a_starting_server_and_its_helper_are_killed_together(tmp_path: Path) ->
     # Killed with its parent, the helper is reaped by init: a moment later, not at once.
     helper = int(report.read_text())
     deadline = time.monotonic() + 3
-    while running(helper) and time.monotonic() < deadline:
+    while leaks.alive(helper) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not running(helper), "no orphaned helper"
-
-
-def running(pid: int) -> bool:
-    """Whether `pid` runs: it exists and is not a zombie waiting for its reaper."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    assert not leaks.alive(helper), "no orphaned helper"
 
 
 def test_file_descriptors_given_to_the_launcher_reach_the_child(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def sleepers(tmp_path: Path) -> Iterator[dict[str, int]]:
         for program in (SLEEP, str(xvfb))
     }
     for process in processes.values():
-        running(process.pid)
+        started(process.pid)
     try:
         yield {name: process.pid for name, process in processes.items()}
     finally:
@@ -55,7 +55,7 @@ def sleepers(tmp_path: Path) -> Iterator[dict[str, int]]:
             process.wait()
 
 
-def running(pid: int) -> None:
+def started(pid: int) -> None:
     """Wait until a process just started runs its program. Popen may return before the
     kernel has given it its name, command line and environment in /proc (seen here: 30 times in
     200 starts), and the check would then not know whose it is."""
@@ -83,7 +83,7 @@ def test_a_run_answers_for_what_its_processes_hold_and_for_stale_files(
     # -auth, its watcher).
     their_dir = display_files / "ana-headless-theirs"
     their_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", their_dir])
-    running(their_run.pid)
+    started(their_run.pid)
     their_dir.mkdir()
     try:
         found = leaks.leftovers("run", since)
