@@ -44,10 +44,10 @@ from typing import Any
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from batch import Batch, accounted, one_process_per_subject, soma_workflow_home, through_driver
-from batch_driver import drive_soma_workflow
+from batch_driver import dask_client, drive_soma_workflow
 from contenders import contenders
 from machine import machine_facts
-from report import left_text, publish
+from report import head, left_text, publish
 from runs import progress
 from workloads import REPORT_DISPLAY
 
@@ -149,23 +149,10 @@ def warm_task(subject: int, meshdir: str, outdir: str) -> dict[str, Any]:
 
 
 def drive_dask(subjects: int, parallel: int, meshdir: Path, outdir: Path) -> dict[str, Any]:
-    from dask.distributed import Client, LocalCluster
-
     from ana_headless.daskworker import HeadlessWorker
 
     start = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=parallel,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            worker_class=HeadlessWorker,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(parallel, timeout=120)
+    with dask_client(parallel, worker_class=HeadlessWorker) as client:
         ready = time.perf_counter() - start
         futures = client.map(
             warm_task, range(subjects), meshdir=str(meshdir), outdir=str(outdir), pure=False
@@ -239,13 +226,7 @@ def measure(
 def markdown(report: dict[str, Any]) -> str:
     settings, results = report["settings"], report["results"]
     out = [
-        "# ana-headless benchmark W6: the real Anatomist at batch scale",
-        "",
-        f"`{report['command']}` on {report['date']}",
-        "",
-        "| machine | |",
-        "|---|---|",
-        *(f"| {name} | {value} |" for name, value in report["machine"].items()),
+        *head("ana-headless benchmark W6: the real Anatomist at batch scale", report),
         "",
         f"## W6: {settings['subjects']} subjects, a mesh file and a {SIZE[0]}x{SIZE[1]} "
         f"Anatomist snapshot each, {settings['parallel']} at a time",

@@ -52,7 +52,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 from contenders import contenders
 from machine import machine_facts
 from memory import PeakMemory
-from report import left_text, publish
+from report import head, left_text, publish
 from runs import claims, progress, run_once
 from workloads import REPORT_DISPLAY
 
@@ -261,13 +261,7 @@ def markdown(report: dict[str, Any]) -> str:
     results = report["results"]
     base = results.get("xvfb-run")
     out = [
-        "# ana-headless batch benchmark (W5)",
-        "",
-        f"`{report['command']}` on {report['date']}",
-        "",
-        "| machine | |",
-        "|---|---|",
-        *(f"| {name} | {value} |" for name, value in report["machine"].items()),
+        *head("ana-headless batch benchmark (W5)", report),
         "",
         f"## W5: {settings['subjects']} subjects, a snapshot each (256x256, the demo scene "
         f"turned by the subject's angle), {settings['parallel']} at a time",

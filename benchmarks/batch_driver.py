@@ -12,10 +12,12 @@ ana-headless) or soma-workflow.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +69,30 @@ class VirtualDisplayPlugin(WorkerPlugin):  # type: ignore[misc]
         self.display.stop()
 
 
+@contextlib.contextmanager
+def dask_client(parallel: int, **cluster_options: Any) -> Iterator[Any]:
+    """A Dask client of a local cluster of `parallel` worker processes of one thread each,
+    once they have all connected."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=parallel,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            **cluster_options,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
+        yield client
+
+
 def drive_dask(subjects: int, parallel: int, outdir: Path, *, plugin: bool) -> dict[str, Any]:
     """The subjects as tasks of `parallel` workers: HeadlessWorker processes, or, with
     `plugin`, Dask's own worker processes given a display by VirtualDisplayPlugin."""
-    from dask.distributed import Client, LocalCluster
-
     from ana_headless.daskworker import HeadlessWorker
 
     cluster_kwargs: dict[str, Any] = {}
@@ -82,18 +103,7 @@ def drive_dask(subjects: int, parallel: int, outdir: Path, *, plugin: bool) -> d
     else:
         cluster_kwargs = {"worker_class": HeadlessWorker, "env": {"PYTHONPATH": str(EXAMPLES)}}
     start = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=parallel,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            **cluster_kwargs,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(parallel, timeout=RUN_TIMEOUT)
+    with dask_client(parallel, **cluster_kwargs) as client:
         if plugin:
             client.register_plugin(VirtualDisplayPlugin(), name="virtual-display")
         ready = time.perf_counter() - start

@@ -66,18 +66,24 @@ def timing_table(
     return lines
 
 
-def markdown(
-    report: Mapping[str, Any], sections: Sequence[Sequence[str]], runners: Sequence[Contender]
-) -> str:
-    out = [
-        "# ana-headless benchmark",
+def head(title: str, report: Mapping[str, Any]) -> list[str]:
+    """A report's first lines, the same in every benchmark: its title, the command that made it
+    and when, and the machine."""
+    return [
+        f"# {title}",
         "",
         f"`{report['command']}` on {report['date']}",
         "",
         "| machine | |",
         "|---|---|",
+        *(f"| {name} | {value} |" for name, value in report["machine"].items()),
     ]
-    out += [f"| {name} | {value} |" for name, value in report["machine"].items()]
+
+
+def markdown(
+    report: Mapping[str, Any], sections: Sequence[Sequence[str]], runners: Sequence[Contender]
+) -> str:
+    out = head("ana-headless benchmark", report)
     for section in sections:
         out += ["", *section]
     figures = [
